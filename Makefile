@@ -1,0 +1,41 @@
+# Thin front end: every target builds the lab (a Rust program) and runs it.
+# The lab installs what is missing, so these work on a fresh Debian machine.
+
+CARGO ?= cargo
+export CARGO_TARGET_DIR := $(CURDIR)/build/target
+LAB := $(CARGO_TARGET_DIR)/release/lab
+
+VARIANT ?= rust
+
+.PHONY: run test tree export apply lab lab-test clean-build
+
+# series -> kernel -> boot -> mm selftests -> report, for $(VARIANT).
+run: lab
+	$(LAB) run $(foreach v,$(VARIANT),--variant $(v))
+
+# Everything CI checks: the lab's own tests, then every kernel variant.
+test: lab
+	$(LAB) setup
+	$(LAB) tree > /dev/null
+	$(MAKE) lab-test
+	$(LAB) test
+
+lab-test:
+	$(CARGO) test --release --locked --workspace
+
+# The kernel work tree with patches/ applied; prints its path.
+tree: lab
+	$(LAB) tree
+
+# Write the tree's commits after `base` back to patches/.
+export: lab
+	$(LAB) export
+
+apply: lab
+	$(LAB) apply
+
+lab:
+	$(CARGO) build --release --locked --workspace
+
+clean-build:
+	rm -rf build/kernel build/initramfs build/selftests build/headers build/runs

@@ -1,0 +1,136 @@
+//! Running external programs (git, make, QEMU) with their output kept.
+
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Renders a command the way a user would type it, for messages.
+pub fn describe(cmd: &Command) -> String {
+    let mut s = String::new();
+    if let Some(dir) = cmd.get_current_dir() {
+        s.push_str(&format!("(cd {} && ", dir.display()));
+    }
+    s.push_str(&cmd.get_program().to_string_lossy());
+    for arg in cmd.get_args() {
+        let a = arg.to_string_lossy();
+        if a.contains(' ') || a.is_empty() {
+            s.push_str(&format!(" '{a}'"));
+        } else {
+            s.push(' ');
+            s.push_str(&a);
+        }
+    }
+    if cmd.get_current_dir().is_some() {
+        s.push(')');
+    }
+    s
+}
+
+/// Runs `cmd` and returns its standard output; fails with its standard
+/// error when it exits non-zero.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start `{}`", describe(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed ({}):\n{}{}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `cmd`, appending its standard output and error to `log`, and
+/// calls `on_line` for each line as it arrives.
+///
+/// On failure the error names the log and quotes the first lines that
+/// look like errors.
+pub fn run_logged(cmd: &mut Command, log: &Path, mut on_line: impl FnMut(&str)) -> Result<()> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut logf = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open log {}", log.display()))?;
+    writeln!(logf, "$ {}", describe(cmd))?;
+    // Both streams go to one pipe so the log keeps their order.
+    let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
+    let writer2 = writer.try_clone()?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2)
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", describe(cmd)))?;
+    // Drop our copies of the write end, so EOF arrives when the child exits.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut errors = Vec::new();
+    for line in BufReader::new(reader).split(b'\n') {
+        let line = String::from_utf8_lossy(&line?).into_owned();
+        writeln!(logf, "{line}")?;
+        if errors.len() < 20 && looks_like_error(&line) {
+            errors.push(line.clone());
+        }
+        on_line(&line);
+    }
+    let status = child.wait()?;
+    writeln!(logf, "# exit: {status}")?;
+    if !status.success() {
+        let excerpt = if errors.is_empty() {
+            tail(log, 15).unwrap_or_default()
+        } else {
+            errors.join("\n")
+        };
+        bail!(
+            "`{}` failed ({status}).\nFirst error lines:\n{excerpt}\nFull log: {}",
+            describe(cmd),
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether a build-log line reports an error (compiler, linker, make).
+///
+/// make's closing `*** [...] Error 2` lines only repeat that something
+/// failed, so they do not count.
+pub fn looks_like_error(line: &str) -> bool {
+    let make_stop = line.contains("*** ") && !line.trim_end().rsplit(' ').nth(1).is_some_and(|w| w == "Error");
+    line.contains("error:")
+        || line.contains("error[")
+        || make_stop
+        || line.contains("undefined reference")
+        || line.contains("undefined symbol")
+        || line.starts_with("ERROR:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines() {
+        assert!(looks_like_error("mm/memory.c:12:3: error: use of undeclared identifier 'x'"));
+        assert!(looks_like_error("error[E0425]: cannot find value `x` in this scope"));
+        assert!(looks_like_error("make[2]: *** No rule to make target 'usr/x'.  Stop."));
+        assert!(looks_like_error("ld.lld: error: undefined symbol: release_fault_lock"));
+        assert!(!looks_like_error("make[1]: *** [/l/Makefile:236: __sub-make] Error 2"));
+        assert!(!looks_like_error("  CC      mm/memory.o"));
+    }
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    Ok(lines[lines.len().saturating_sub(n)..].join("\n"))
+}

@@ -1,0 +1,15 @@
+//! The lab: builds the fault-lock series on Linux 6.12, boots each kernel
+//! variant under QEMU and runs the mm selftests in the guest.
+
+pub mod build;
+pub mod cmd;
+pub mod initramfs;
+pub mod kconfig;
+pub mod layout;
+pub mod pipeline;
+pub mod plan;
+pub mod qemu;
+pub mod report;
+pub mod results;
+pub mod setup;
+pub mod tree;

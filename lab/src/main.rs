@@ -1,0 +1,118 @@
+//! `lab`: the command line of the lab.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lab::layout::Layout;
+use lab::{build, pipeline, plan::Plan, tree};
+
+#[derive(Parser)]
+#[command(name = "lab", about = "Build the fault-lock series on Linux 6.12, boot it under QEMU and run the mm selftests")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install missing Debian packages and bindgen, and check versions.
+    Setup,
+    /// Create the kernel work tree (if needed), apply patches/, and print
+    /// where it is.
+    Tree,
+    /// Apply patches/ to the work tree.
+    Apply {
+        /// Replace commits that are not in patches/ (kept on a backup branch).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the tree's commits after `base` back to patches/.
+    Export,
+    /// Build kernels (default: every variant) and the selftests.
+    Build { variants: Vec<String> },
+    /// The main job for one or more variants: build, boot, test, report.
+    Run {
+        /// Variants to run (default: rust).
+        #[arg(long = "variant", default_values_t = vec!["rust".to_string()])]
+        variants: Vec<String>,
+        /// Another test plan than guest/plan.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
+    /// What CI checks: every variant with the full plan.
+    Test,
+    /// List the kernel variants config/ defines.
+    Variants,
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("lab: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<bool> {
+    let cli = Cli::parse();
+    let layout = Layout::discover()?;
+    match cli.command {
+        Cmd::Setup => {
+            let tc = lab::setup::ensure(&layout.logs())?;
+            println!(
+                "lab: ready: rustc {}, bindgen {}, QEMU {}, linux-source-6.12 {}",
+                tc.rustc.display(),
+                tc.bindgen.display(),
+                tc.qemu.display(),
+                tc.source_version
+            );
+        }
+        Cmd::Tree => {
+            pipeline::prepare(&layout)?;
+            let t = layout.tree();
+            println!("{}", t.display());
+            eprintln!(
+                "lab: work in {0} (branch main, tag `base` is the Debian source). Commit your \
+                 changes, then `make export` writes them to patches/.",
+                t.display()
+            );
+        }
+        Cmd::Apply { force } => {
+            let tc = lab::setup::ensure(&layout.logs())?;
+            tree::ensure_base(&layout, &tc.source_tarball, &tc.source_version)?;
+            if !tree::apply(&layout, force)? {
+                eprintln!("lab: {} already holds patches/", layout.tree().display());
+            }
+        }
+        Cmd::Export => {
+            let changed = tree::export(&layout)?;
+            if changed.is_empty() {
+                eprintln!("lab: patches/ already matches the tree");
+            } else {
+                eprintln!("lab: updated in patches/: {}", changed.join(" "));
+            }
+        }
+        Cmd::Build { variants } => {
+            let tc = pipeline::prepare(&layout)?;
+            let variants = if variants.is_empty() { build::variants(&layout)? } else { variants };
+            let plan = Plan::load(&layout.guest().join("plan"))?;
+            pipeline::build_all(&layout, &tc, &variants, &plan)?;
+        }
+        Cmd::Run { variants, plan } => return pipeline::run(&layout, &variants, plan.as_deref()),
+        Cmd::Test => {
+            let variants = build::variants(&layout)?;
+            return pipeline::run(&layout, &variants, None);
+        }
+        Cmd::Variants => {
+            for v in build::variants(&layout)? {
+                println!("{v}");
+            }
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,118 @@
+//! The main job: series -> kernels -> guests -> results -> report.
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::build::{self, Variant};
+use crate::layout::Layout;
+use crate::plan::Plan;
+use crate::qemu::{self, Event, Machine, Watchdog};
+use crate::report;
+use crate::results::{self, HostOutcome, KunitPy, TestResult};
+use crate::setup::{self, Toolchain};
+use crate::tree;
+
+/// The kernel command line of every guest. No `quiet`: it would hide
+/// WARNING splats. An oops panics, and a panic ends QEMU (-no-reboot).
+pub const APPEND: &str = "console=ttyS0 panic=-1 oops=panic printk.time=1";
+
+/// Installs what is missing and prepares the tree with the series applied.
+pub fn prepare(layout: &Layout) -> Result<Toolchain> {
+    let tc = setup::ensure(&layout.logs())?;
+    tree::ensure_base(layout, &tc.source_tarball, &tc.source_version)?;
+    tree::apply(layout, false)?;
+    Ok(tc)
+}
+
+/// Builds the kernels of `variants`, and the selftests `plan` needs.
+pub fn build_all(layout: &Layout, tc: &Toolchain, variants: &[String], plan: &Plan) -> Result<()> {
+    for v in variants {
+        let v = Variant::load(layout, v)?;
+        build::build_kernel(layout, tc, &v)?;
+    }
+    build::build_selftests(layout, tc, &plan.selftests())
+}
+
+/// Boots one variant with `plan`, writing the serial log to `dir`, and
+/// reads the results.
+pub fn boot(layout: &Layout, tc: &Toolchain, variant: &str, plan: &Plan, dir: &Path, wd: &Watchdog) -> Result<(Vec<TestResult>, HostOutcome)> {
+    std::fs::create_dir_all(dir)?;
+    let initrd = crate::initramfs::build(layout, tc, variant, plan)?;
+    let machine = Machine {
+        qemu: tc.qemu.clone(),
+        bios: tc.qboot.clone(),
+        kernel: build::bzimage(layout, variant),
+        initrd,
+        cpus: 2,
+        mem_mib: 2048,
+        append: APPEND.into(),
+    };
+    let log = dir.join("serial.log");
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(ProgressStyle::with_template("{spinner} {prefix:6} {msg} [{elapsed}]").expect("valid template"));
+    pb.set_prefix(variant.to_string());
+    pb.set_message("booting");
+    pb.enable_steady_tick(Duration::from_millis(250));
+    let start = Instant::now();
+    let mut began = Instant::now();
+    let outcome = qemu::run(machine.command(), &log, plan, wd, |e| match e {
+        Event::Begin(name) => {
+            began = Instant::now();
+            pb.set_message(format!("{name} (started at {}s)", start.elapsed().as_secs()));
+        }
+        Event::End { name, rc } => {
+            pb.println(format!("  {variant:6} {name} finished (exit {rc}, {:.0}s)", began.elapsed().as_secs_f64()));
+        }
+        Event::Line(_) => {}
+    })?;
+    pb.finish_and_clear();
+    let text = String::from_utf8_lossy(&std::fs::read(&log)?).into_owned();
+    let ktap = KunitPy::new(&layout.tree(), &dir.join("ktap"))?;
+    let rows = results::analyse(variant, &text, plan, &outcome, &ktap);
+    Ok((rows, outcome))
+}
+
+/// A new folder for this invocation's results, and `runs/latest` pointing
+/// at it.
+pub fn new_run_dir(layout: &Layout) -> Result<PathBuf> {
+    let runs = layout.runs();
+    std::fs::create_dir_all(&runs)?;
+    let dir = runs.join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
+    std::fs::create_dir_all(&dir)?;
+    let latest = runs.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    std::os::unix::fs::symlink(dir.file_name().context("run dir has a name")?, &latest)?;
+    Ok(dir)
+}
+
+/// The whole job for `variants`: returns whether everything passed.
+pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>) -> Result<bool> {
+    let tc = prepare(layout)?;
+    let plan_path = plan_path.map_or_else(|| layout.guest().join("plan"), Path::to_path_buf);
+    let plan = Plan::load(&plan_path)?;
+    build_all(layout, &tc, variants, &plan)?;
+    let dir = new_run_dir(layout)?;
+    let mut rows = Vec::new();
+    for v in variants {
+        let (r, _) = boot(layout, &tc, v, &plan, &dir.join(v), &Watchdog::default())?;
+        rows.extend(r);
+    }
+    let base = tree::kernel_version(&layout.tree()).unwrap_or_default();
+    let series = tree::read_series(&layout.patches())?;
+    let meta = serde_json::json!({
+        "kernel": base,
+        "debian_package": tc.source_version,
+        "series": series.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        "variants": variants,
+        "plan": plan,
+    });
+    let json = dir.join("results.json");
+    report::write_json(&json, &rows, &meta)?;
+    print!("{}", report::table(&rows));
+    println!("serial logs and results: {}", dir.display());
+    let t = report::totals(&rows);
+    println!("{}", report::closing_line(&t));
+    Ok(t.failed == 0)
+}

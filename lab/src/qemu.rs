@@ -1,0 +1,193 @@
+//! Booting a guest under QEMU (TCG only) with a watchdog that follows the
+//! guest's progress markers.
+//!
+//! The watchdog gives the boot, each test and the shutdown their own
+//! deadline: a guest that panics and spins, deadlocks, or stops printing is
+//! killed and reported, and QEMU never outlives the lab (it gets SIGKILL
+//! when the lab exits, even on a crash of the lab itself).
+
+use anyhow::{Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::plan::Plan;
+use crate::results::HostOutcome;
+
+/// What to boot.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub qemu: PathBuf,
+    pub bios: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub append: String,
+}
+
+impl Machine {
+    /// The QEMU command line. KVM is never used: on these machines guests
+    /// hang under it.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.qemu);
+        c.args(["-accel", "tcg,thread=multi", "-cpu", "max"])
+            .args(["-smp", &self.cpus.to_string(), "-m", &format!("{}M", self.mem_mib)])
+            .args(["-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio"])
+            .arg("-bios")
+            .arg(&self.bios)
+            .arg("-kernel")
+            .arg(&self.kernel)
+            .arg("-initrd")
+            .arg(&self.initrd)
+            .args(["-append", &self.append])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        c
+    }
+}
+
+/// Deadlines of the watchdog.
+#[derive(Clone, Debug)]
+pub struct Watchdog {
+    /// From start to the first marker.
+    pub boot: Duration,
+    /// Added to a test's own timeout (the guest kills the test first; this
+    /// catches a guest that cannot).
+    pub grace: Duration,
+    /// For a test with no timeout of its own.
+    pub default_test: Duration,
+    /// From the last marker to QEMU's exit.
+    pub shutdown: Duration,
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Self {
+            boot: Duration::from_secs(180),
+            grace: Duration::from_secs(60),
+            default_test: Duration::from_secs(900),
+            shutdown: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A progress event from the guest, for the caller's display.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Begin(&'a str),
+    End { name: &'a str, rc: i32 },
+    Line(&'a str),
+}
+
+/// Kills and reaps the child when dropped, so no QEMU is left behind on
+/// any return path.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd` (QEMU, or a stand-in in tests), writing everything it prints
+/// to `log` and enforcing the watchdog. Returns how it ended.
+pub fn run(mut cmd: Command, log: &Path, plan: &Plan, wd: &Watchdog, mut on_event: impl FnMut(Event)) -> Result<HostOutcome> {
+    let mut logf = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let (reader, writer) = std::io::pipe()?;
+    let writer2 = writer.try_clone()?;
+    cmd.stdin(Stdio::null()).stdout(writer).stderr(writer2);
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls prctl(2), which is async-signal-safe; it touches no memory of
+    // the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", crate::cmd::describe(&cmd)))?;
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = Reaper(child);
+
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let pump = std::thread::spawn(move || {
+        let mut r = BufReader::new(reader);
+        loop {
+            let mut buf = Vec::new();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(buf).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+
+    let marker = regex::Regex::new(r"LAB: (BEGIN|END|DONE)(?: (\S+))?(?: rc=(\d+))?").expect("valid regex");
+    let mut phase = "boot".to_string();
+    let mut limit = wd.boot;
+    let mut last = Instant::now();
+    let outcome = loop {
+        let left = limit.saturating_sub(last.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => {
+                logf.write_all(&bytes)?;
+                let line = String::from_utf8_lossy(&bytes);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if let Some(c) = marker.captures(line) {
+                    last = Instant::now();
+                    match &c[1] {
+                        "BEGIN" => {
+                            let name = c.get(2).map_or("", |m| m.as_str());
+                            phase = format!("test {name}");
+                            limit = plan
+                                .get(name)
+                                .filter(|t| t.timeout > 0)
+                                .map_or(wd.default_test, |t| Duration::from_secs(t.timeout))
+                                + wd.grace;
+                            on_event(Event::Begin(name));
+                        }
+                        "END" => {
+                            let name = c.get(2).map_or("", |m| m.as_str());
+                            let rc = c.get(3).and_then(|m| m.as_str().parse().ok()).unwrap_or(-1);
+                            phase = format!("after test {name}");
+                            limit = wd.grace;
+                            on_event(Event::End { name, rc });
+                        }
+                        _ => {
+                            phase = "shutdown".into();
+                            limit = wd.shutdown;
+                        }
+                    }
+                } else {
+                    on_event(Event::Line(line));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let secs = last.elapsed().as_secs();
+                let _ = child.0.kill();
+                writeln!(logf, "\nLAB-HOST: watchdog: no progress for {secs}s during {phase}; killed QEMU")?;
+                break HostOutcome::TimedOut { phase, secs };
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.0.wait()?;
+                break HostOutcome::Exited { code: status.code() };
+            }
+        }
+    };
+    drop(child);
+    let _ = pump.join();
+    Ok(outcome)
+}

@@ -1,0 +1,513 @@
+//! Reading a guest's serial log: test sections, their results, and kernel
+//! splats.
+//!
+//! The guest's init brackets each test with `LAB: BEGIN <name>` and
+//! `LAB: END <name> rc=<status> ms=<elapsed>`, and ends with `LAB: DONE`.
+//! KTAP output is handed to the kernel's own parser
+//! (tools/testing/kunit/kunit.py); uffd-unit-tests' format is read here.
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::LazyLock;
+
+use crate::plan::{Format, Plan};
+
+/// The outcome of one row of the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Pass,
+    Skip,
+    Fail,
+    /// The kernel reported a BUG, WARNING, oops, panic, KASAN, lockdep or
+    /// RCU-stall splat while this test ran.
+    Crash,
+    /// The test (or the guest) stopped making progress and was killed.
+    Hang,
+    /// The guest ended before the test started.
+    NotRun,
+}
+
+impl Status {
+    /// Whether this status counts as a failure.
+    pub fn failed(self) -> bool {
+        !matches!(self, Status::Pass | Status::Skip)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Skip => "SKIP",
+            Status::Fail => "FAIL",
+            Status::Crash => "CRASH",
+            Status::Hang => "HANG",
+            Status::NotRun => "NOT RUN",
+        }
+    }
+}
+
+/// One sub-result (a KTAP case or a uffd-unit-tests case).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Case {
+    pub name: String,
+    /// PASS, SKIP, FAIL or ERROR, as the parser reported it.
+    pub status: String,
+}
+
+/// A kernel report found in the serial log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Splat {
+    /// What matched: "BUG", "WARNING", "Oops", "panic", "KASAN", "lockdep",
+    /// "RCU stall", "hung task", ...
+    pub kind: String,
+    /// 1-based line in the serial log.
+    pub line: usize,
+    /// The report's first lines.
+    pub excerpt: String,
+}
+
+/// One row of the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TestResult {
+    pub variant: String,
+    pub test: String,
+    pub status: Status,
+    /// Seconds the test ran, as the guest measured it.
+    pub secs: Option<f64>,
+    /// A short explanation: counts of cases, the failure, the exit code.
+    pub detail: String,
+    pub cases: Vec<Case>,
+    pub splats: Vec<Splat>,
+}
+
+/// How the QEMU process ended, as the host saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum HostOutcome {
+    /// QEMU exited by itself with this code (None: killed by a signal).
+    Exited { code: Option<i32> },
+    /// The watchdog killed QEMU: nothing happened in `phase` for `secs`.
+    TimedOut { phase: String, secs: u64 },
+}
+
+/// Reads KTAP text into cases.
+pub trait KtapParser {
+    fn parse(&self, name: &str, text: &str) -> Result<Vec<Case>>;
+}
+
+/// The kernel's KTAP parser, run as `kunit.py parse --json`.
+pub struct KunitPy {
+    /// tools/testing/kunit/kunit.py in the kernel tree.
+    pub script: PathBuf,
+    /// Where the section files and JSON go.
+    pub workdir: PathBuf,
+}
+
+impl KunitPy {
+    pub fn new(tree: &Path, workdir: &Path) -> Result<Self> {
+        let script = tree.join("tools/testing/kunit/kunit.py");
+        if !script.is_file() {
+            bail!("{} is missing: the lab reads KTAP with the kernel's own parser; create the tree with `lab tree`", script.display());
+        }
+        Ok(Self { script, workdir: workdir.to_path_buf() })
+    }
+}
+
+fn collect_cases(group: &serde_json::Value, prefix: &str, out: &mut Vec<Case>) {
+    let name = group["name"].as_str().unwrap_or("");
+    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}{name}.") };
+    if let Some(cases) = group["test_cases"].as_array() {
+        for c in cases {
+            out.push(Case {
+                name: format!("{prefix}{}", c["name"].as_str().unwrap_or("?")),
+                status: c["status"].as_str().unwrap_or("FAIL").to_string(),
+            });
+        }
+    }
+    if let Some(groups) = group["sub_groups"].as_array() {
+        for g in groups {
+            collect_cases(g, if prefix.is_empty() { "." } else { &prefix }, out);
+        }
+    }
+}
+
+impl KtapParser for KunitPy {
+    fn parse(&self, name: &str, text: &str) -> Result<Vec<Case>> {
+        std::fs::create_dir_all(&self.workdir)?;
+        let input = self.workdir.join(format!("{name}.ktap"));
+        let json = self.workdir.join(format!("{name}.json"));
+        std::fs::write(&input, text)?;
+        let _ = std::fs::remove_file(&json);
+        // kunit.py exits non-zero when tests failed; the JSON still tells.
+        let out = Command::new("python3")
+            .arg(&self.script)
+            .arg("parse")
+            .arg(format!("--json={}", json.display()))
+            .arg(&input)
+            .output()
+            .context("cannot run python3 for the kernel's KTAP parser (install python3)")?;
+        std::fs::write(self.workdir.join(format!("{name}.parsed")), &out.stdout)?;
+        let data = std::fs::read_to_string(&json).with_context(|| {
+            format!(
+                "kunit.py wrote no JSON for {name}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&data)?;
+        let mut cases = Vec::new();
+        // The top group is kunit.py's wrapper: its cases carry no prefix.
+        collect_cases(&v, "", &mut cases);
+        Ok(cases)
+    }
+}
+
+static MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"LAB: (BEGIN|END|DONE|INFO|SETUP-FAIL)(?: (\S+))?(?: rc=(\d+) ms=(\d+))?").expect("valid regex")
+});
+static UFFD_CASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"Testing (\S+) on (\S+)\.\.\. (done|skipped|failed)(?: \[reason: (.*)\])?").expect("valid regex")
+});
+static UFFD_SUMMARY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"Userfaults unit tests: pass=(\d+), skip=(\d+), fail=(\d+) \(total=(\d+)\)").expect("valid regex")
+});
+static KERNEL_HEAD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:\[\s*\d+\.\d+\]\s*)?(?:\[\s*[TC]\d+\]\s*)?(BUG|WARNING|Oops|UBSAN): ").expect("valid regex")
+});
+
+/// Substrings that are kernel reports wherever they appear on a line (the
+/// console may print them in the middle of a program's partial line).
+const SPLATS: &[(&str, &str)] = &[
+    ("Kernel panic - not syncing", "panic"),
+    ("BUG: KASAN:", "KASAN"),
+    ("BUG: KFENCE:", "KFENCE"),
+    ("WARNING: possible circular locking", "lockdep"),
+    ("WARNING: possible recursive locking", "lockdep"),
+    ("WARNING: inconsistent lock state", "lockdep"),
+    ("WARNING: suspicious RCU usage", "lockdep"),
+    ("WARNING: bad unlock balance", "lockdep"),
+    ("WARNING: held lock freed", "lockdep"),
+    ("WARNING: lock held when returning to user space", "lockdep"),
+    ("WARNING: possible irq lock inversion", "lockdep"),
+    ("lock order detected", "lockdep"),
+    ("WARNING: CPU:", "WARNING"),
+    ("kernel BUG at", "BUG"),
+    ("BUG: unable to handle", "BUG"),
+    ("BUG: sleeping function called", "BUG"),
+    ("BUG: scheduling while atomic", "BUG"),
+    ("BUG: soft lockup", "soft lockup"),
+    ("BUG: workqueue lockup", "BUG"),
+    ("BUG: Bad page", "BUG"),
+    ("BUG: Bad rss-counter", "BUG"),
+    ("Oops:", "Oops"),
+    ("general protection fault", "Oops"),
+    ("Unable to handle kernel", "Oops"),
+    ("list_add corruption", "list corruption"),
+    ("list_del corruption", "list corruption"),
+    ("detected stalls on CPUs", "RCU stall"),
+    ("self-detected stall on CPU", "RCU stall"),
+    ("blocked for more than", "hung task"),
+    ("UBSAN:", "UBSAN"),
+];
+
+/// The kind of kernel report starting on `line`, if any.
+pub fn splat_kind(line: &str) -> Option<String> {
+    if line.contains("LAB: ") {
+        return None;
+    }
+    for (needle, kind) in SPLATS {
+        if line.contains(needle) {
+            return Some((*kind).to_string());
+        }
+    }
+    KERNEL_HEAD.captures(line).map(|c| c[1].to_string())
+}
+
+/// Finds kernel reports, with up to 40 lines of each.
+pub fn find_splats(lines: &[&str]) -> Vec<Splat> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if let Some(kind) = splat_kind(lines[i]) {
+            let mut end = (i + 40).min(lines.len());
+            for (j, l) in lines.iter().enumerate().take(end).skip(i + 1) {
+                if l.contains("---[ end") || l.contains("LAB: ") {
+                    end = j + usize::from(l.contains("---[ end"));
+                    break;
+                }
+            }
+            out.push(Splat { kind, line: i + 1, excerpt: lines[i..end].join("\n") });
+            // A report's own lines (a panic after an oops, lockdep's chain)
+            // are part of it, not new reports.
+            i = end.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[derive(Debug, Default)]
+struct Section {
+    name: String,
+    first_line: usize,
+    lines: Vec<String>,
+    end: Option<(i32, u64)>,
+    end_line: Option<usize>,
+}
+
+/// Reads one variant's serial log into report rows: `boot`, each planned
+/// test, and `shutdown` (the end-of-run sentinel).
+pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, ktap: &dyn KtapParser) -> Vec<TestResult> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut boot = Section { name: "boot".into(), ..Default::default() };
+    let mut sections: Vec<Section> = Vec::new();
+    let mut started = false;
+    let mut done = false;
+    let mut setup_fail = Vec::new();
+    let mut current: Option<usize> = None;
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(c) = MARKER.captures(line) {
+            started = true;
+            match &c[1] {
+                "BEGIN" => {
+                    let name = c.get(2).map_or("", |m| m.as_str()).to_string();
+                    sections.push(Section { name, first_line: i + 1, ..Default::default() });
+                    current = Some(sections.len() - 1);
+                }
+                "END" => {
+                    let rc = c.get(3).and_then(|m| m.as_str().parse().ok()).unwrap_or(-1);
+                    let ms = c.get(4).and_then(|m| m.as_str().parse().ok()).unwrap_or(0);
+                    if let Some(k) = current.take() {
+                        sections[k].end = Some((rc, ms));
+                        sections[k].end_line = Some(i + 1);
+                    }
+                }
+                "DONE" => done = true,
+                "SETUP-FAIL" => setup_fail.push(line.split("SETUP-FAIL").nth(1).unwrap_or("").trim().to_string()),
+                _ => {}
+            }
+            continue;
+        }
+        match current {
+            Some(k) => sections[k].lines.push((*line).to_string()),
+            None if sections.is_empty() => boot.lines.push((*line).to_string()),
+            None => {}
+        }
+    }
+
+    // Attribute every report to the section it appeared in.
+    let splats = find_splats(&lines);
+    // The test whose BEGIN..END holds `line`.
+    let owner = |line: usize| -> Option<usize> {
+        sections
+            .iter()
+            .position(|s| s.first_line <= line && s.end_line.is_none_or(|e| line <= e))
+    };
+    let before_tests = |line: usize| sections.first().is_none_or(|s| line < s.first_line);
+    let panicked = lines.iter().any(|l| l.contains("Kernel panic - not syncing"));
+
+    let row = |test: &str, status: Status, secs: Option<f64>, detail: String| TestResult {
+        variant: variant.to_string(),
+        test: test.to_string(),
+        status,
+        secs,
+        detail,
+        cases: Vec::new(),
+        splats: Vec::new(),
+    };
+    let mut rows = Vec::new();
+
+    // boot: the kernel reached init, with no report on the way.
+    let mut r = if started {
+        row("boot", Status::Pass, None, "init started".into())
+    } else {
+        match outcome {
+            HostOutcome::TimedOut { secs, .. } => row("boot", Status::Hang, None, format!("init never started; no output for {secs}s")),
+            HostOutcome::Exited { code } => row("boot", Status::Fail, None, format!("guest ended before init started (QEMU exit {code:?})")),
+        }
+    };
+    if !setup_fail.is_empty() {
+        r.status = Status::Fail;
+        r.detail = format!("guest setup failed: {}", setup_fail.join("; "));
+    }
+    r.splats = splats.iter().filter(|s| before_tests(s.line)).cloned().collect();
+    if !r.splats.is_empty() {
+        r.status = Status::Crash;
+        r.detail = format!("kernel {} during boot", r.splats[0].kind);
+    }
+    // The kernel's own KUnit suites (Rust doctests among them) run at boot.
+    if boot.lines.iter().any(|l| l.contains("KTAP version 1")) {
+        let mut k = row("kunit", Status::Pass, None, String::new());
+        match ktap.parse(&format!("{variant}-kunit"), &boot.lines.join("\n")) {
+            Ok(cases) => judge_cases(&mut k, cases, 0),
+            Err(e) => {
+                k.status = Status::Fail;
+                k.detail = format!("cannot parse KUnit output: {e}");
+            }
+        }
+        rows.push(r);
+        rows.push(k);
+    } else {
+        rows.push(r);
+    }
+
+    for test in &plan.tests {
+        let Some(idx) = sections.iter().position(|s| s.name == test.name) else {
+            rows.push(row(&test.name, Status::NotRun, None, "the guest ended before this test".into()));
+            continue;
+        };
+        let s = &sections[idx];
+        let mut r = row(&test.name, Status::Pass, None, String::new());
+        r.splats = splats.iter().filter(|sp| owner(sp.line) == Some(idx)).cloned().collect();
+        match s.end {
+            None => {
+                r.status = match outcome {
+                    _ if panicked => Status::Crash,
+                    HostOutcome::TimedOut { .. } => Status::Hang,
+                    HostOutcome::Exited { .. } => Status::Fail,
+                };
+                r.detail = match outcome {
+                    HostOutcome::TimedOut { secs, .. } => format!("no progress for {secs}s; the watchdog killed the guest"),
+                    _ if panicked => "the kernel panicked during the test".into(),
+                    HostOutcome::Exited { code } => format!("the guest ended during the test (QEMU exit {code:?})"),
+                };
+            }
+            Some((rc, ms)) => {
+                r.secs = Some(ms as f64 / 1000.0);
+                judge(&mut r, test, rc, ms, &s.lines, ktap, variant);
+            }
+        }
+        if !r.splats.is_empty() && r.status != Status::Hang {
+            r.detail = format!("kernel {} at serial line {}; {}", r.splats[0].kind, r.splats[0].line, r.detail);
+            r.status = Status::Crash;
+        }
+        rows.push(r);
+    }
+
+    // shutdown: the sentinel arrived and no report followed it.
+    let mut r = if done {
+        row("shutdown", Status::Pass, None, "LAB: DONE seen".into())
+    } else {
+        let why = match outcome {
+            HostOutcome::TimedOut { phase, secs } => format!("no LAB: DONE; watchdog fired after {secs}s without progress ({phase})"),
+            HostOutcome::Exited { code } if panicked => format!("no LAB: DONE; the kernel panicked (QEMU exit {code:?})"),
+            HostOutcome::Exited { code } => format!("no LAB: DONE; QEMU exited {code:?}"),
+        };
+        let st = if matches!(outcome, HostOutcome::TimedOut { .. }) { Status::Hang } else { Status::Fail };
+        row("shutdown", st, None, why)
+    };
+    // Reports between tests or after the last one.
+    let after: Vec<Splat> = splats
+        .iter()
+        .filter(|s| !before_tests(s.line) && owner(s.line).is_none())
+        .cloned()
+        .collect();
+    if !after.is_empty() {
+        r.status = Status::Crash;
+        r.detail = format!("kernel {} outside any test, at serial line {}", after[0].kind, after[0].line);
+        r.splats = after;
+    }
+    rows.push(r);
+    rows
+}
+
+fn judge(r: &mut TestResult, test: &crate::plan::Test, rc: i32, ms: u64, lines: &[String], ktap: &dyn KtapParser, variant: &str) {
+    let timed_out = test.timeout > 0 && (rc == 124 || rc == 143) && ms + 2000 >= test.timeout * 1000;
+    if timed_out {
+        r.status = Status::Hang;
+        r.detail = format!("killed by the guest's {}s timeout", test.timeout);
+        return;
+    }
+    let text = lines.join("\n");
+    match test.format {
+        Format::Exit => {}
+        Format::Ktap => match ktap.parse(&format!("{variant}-{}", test.name), &text) {
+            Ok(cases) => r.cases = cases,
+            Err(e) => {
+                r.status = Status::Fail;
+                r.detail = format!("cannot parse KTAP output: {e}");
+                return;
+            }
+        },
+        Format::Uffd => {
+            r.cases = lines
+                .iter()
+                .filter_map(|l| UFFD_CASE.captures(l))
+                .map(|c| Case {
+                    name: format!("{} on {}", &c[1], &c[2]),
+                    status: match &c[3] {
+                        "done" => "PASS",
+                        "skipped" => "SKIP",
+                        _ => "FAIL",
+                    }
+                    .to_string(),
+                })
+                .collect();
+            if rc == 0 && !lines.iter().any(|l| UFFD_SUMMARY.is_match(l)) {
+                r.status = Status::Fail;
+                r.detail = "exit 0 but no `Userfaults unit tests:` summary line".into();
+                return;
+            }
+        }
+    }
+    let cases = std::mem::take(&mut r.cases);
+    judge_cases(r, cases, rc);
+}
+
+/// Sets status and detail from sub-results and the exit status.
+fn judge_cases(r: &mut TestResult, cases: Vec<Case>, rc: i32) {
+    let count = |s: &str| cases.iter().filter(|c| c.status == s).count();
+    let (pass, skip) = (count("PASS"), count("SKIP"));
+    let fail = cases.len() - pass - skip;
+    r.status = if rc == 4 || (!cases.is_empty() && pass == 0 && fail == 0) {
+        Status::Skip
+    } else if rc != 0 || fail > 0 {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    r.detail = if cases.is_empty() {
+        format!("exit {rc}")
+    } else {
+        let mut d = format!("{pass} pass, {skip} skip, {fail} fail");
+        if rc != 0 {
+            d.push_str(&format!("; exit {rc}"));
+        }
+        let failed: Vec<&str> = cases.iter().filter(|c| c.status != "PASS" && c.status != "SKIP").map(|c| c.name.as_str()).collect();
+        if !failed.is_empty() {
+            d.push_str(&format!("; failed: {}", failed.iter().take(3).copied().collect::<Vec<_>>().join(", ")));
+            if failed.len() > 3 {
+                d.push_str(&format!(" and {} more", failed.len() - 3));
+            }
+        }
+        d
+    };
+    r.cases = cases;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_reports_are_recognised() {
+        assert_eq!(splat_kind("[   12.3] WARNING: CPU: 1 PID: 7 at mm/memory.c:1 f+0x1"), Some("WARNING".into()));
+        assert_eq!(splat_kind("BUG: KASAN: slab-use-after-free in handle_mm_fault"), Some("KASAN".into()));
+        assert_eq!(splat_kind("xyz[ 3.1] Oops: general protection fault"), Some("Oops".into()));
+        assert_eq!(splat_kind("[    5.0] BUG: spinlock bad magic on CPU#0"), Some("BUG".into()));
+        assert_eq!(splat_kind("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"), Some("RCU stall".into()));
+        assert_eq!(splat_kind("# [INFO] some test said WARNING: it is fine"), None);
+        assert_eq!(splat_kind("ok 3 Basic COW after fork() with base page"), None);
+    }
+
+    #[test]
+    fn a_report_is_one_splat_with_its_lines() {
+        let log = ["a", "BUG: unable to handle page fault", "RIP: x", "Kernel panic - not syncing: Fatal exception", "---[ end Kernel panic ]---", "b"];
+        let s = find_splats(&log);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].line, 2);
+        assert!(s[0].excerpt.ends_with("---[ end Kernel panic ]---"));
+    }
+}

@@ -1,0 +1,474 @@
+//! The kernel work tree: the Debian source committed and tagged `base`,
+//! with the series in `patches/` applied on top by `git am -3`.
+//!
+//! The tree belongs to the developer as much as to the lab: the lab never
+//! discards commits or changes that are not in `patches/` unless told to,
+//! and even then keeps them on a backup branch.
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cmd;
+use crate::layout::Layout;
+
+/// The tag on the commit holding the unpacked Debian source.
+pub const BASE_TAG: &str = "base";
+/// The file in `patches/` that gives the order of the series.
+pub const SERIES: &str = "series";
+/// A cover letter kept in `patches/` but not applied.
+pub const COVER_LETTER: &str = "0000-cover-letter.patch";
+
+/// A git command on `tree` with a fixed, machine-independent environment.
+pub fn git(tree: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(tree);
+    // Output that ends up in patches/ must not depend on the user's config.
+    c.args(["-c", "diff.algorithm=myers", "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false"]);
+    c.args(["-c", "format.signature=", "-c", "core.abbrev=12", "-c", "advice.detachedHead=false"]);
+    c.env("GIT_TERMINAL_PROMPT", "0");
+    c
+}
+
+/// The patches listed in `patches/series`, in order.
+pub fn read_series(patches: &Path) -> Result<Vec<PathBuf>> {
+    let series = patches.join(SERIES);
+    let text = fs::read_to_string(&series).with_context(|| {
+        format!(
+            "cannot read {}: the series file lists the patches in order, one file name per line \
+             (an empty file means an empty series)",
+            series.display()
+        )
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let name = line.trim();
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        let path = patches.join(name);
+        if !path.is_file() {
+            bail!("{}:{}: {} is listed but no such file is in {}", series.display(), n + 1, name, patches.display());
+        }
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Creates the base tree from the Debian source tarball if it is not there.
+///
+/// The commit's author is the package's maintainer and its date the
+/// tarball's, so the same package version gives the same `base` commit on
+/// every machine.
+pub fn ensure_base(layout: &Layout, tarball: &Path, version: &str) -> Result<()> {
+    let tree = layout.tree();
+    if tree.join(".git").is_dir() {
+        let recorded = cmd::output(git(&tree).args(["config", "--get", "lab.base-version"])).unwrap_or_default();
+        let recorded = recorded.trim();
+        if recorded != version {
+            eprintln!(
+                "lab: note: {} is based on linux-source-6.12 {recorded}, but {version} is installed. \
+                 The lab keeps the old base; to move on, save your work with `make export`, \
+                 remove {} and run again.",
+                tree.display(),
+                tree.display()
+            );
+        }
+        return Ok(());
+    }
+    let tmp = layout.build.join("linux.unpacking");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).with_context(|| format!("cannot remove the partial unpack {}", tmp.display()))?;
+    }
+    fs::create_dir_all(&tmp)?;
+    unpack(tarball, &tmp)?;
+
+    let maintainer = cmd::output(Command::new("dpkg-query").args(["-W", "-f", "${Maintainer}", "linux-source-6.12"]))
+        .unwrap_or_default();
+    let (name, email) = split_ident(maintainer.trim()).unwrap_or(("Debian Kernel Team", "debian-kernel@lists.debian.org"));
+    let mtime = fs::metadata(tarball)?
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let date = format!("@{mtime} +0000");
+    let spinner = spinner("committing the base tree");
+    cmd::output(git(&tmp).args(["init", "-q", "-b", "main"]))?;
+    cmd::output(git(&tmp).args(["config", "lab.base-version", version]))?;
+    // No background repack of the 86,000 new objects while kernels build.
+    cmd::output(git(&tmp).args(["config", "gc.auto", "0"]))?;
+    cmd::output(git(&tmp).args(["add", "-A", "-f", "."]))?;
+    let kver = kernel_version(&tmp).unwrap_or_else(|_| "6.12".into());
+    let msg = format!(
+        "Linux {kver}\n\nUnpacked from Debian's linux-source-6.12 {version} ({}).",
+        tarball.display()
+    );
+    cmd::output(
+        git(&tmp)
+            .args(["commit", "-q", "--no-verify", "-m", &msg])
+            .env("GIT_AUTHOR_NAME", name)
+            .env("GIT_AUTHOR_EMAIL", email)
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_NAME", name)
+            .env("GIT_COMMITTER_EMAIL", email)
+            .env("GIT_COMMITTER_DATE", &date),
+    )?;
+    cmd::output(git(&tmp).args(["tag", BASE_TAG]))?;
+    spinner.finish_and_clear();
+    fs::rename(&tmp, &tree)?;
+    eprintln!("lab: base tree at {} (Linux {kver}, Debian {version})", tree.display());
+    Ok(())
+}
+
+fn split_ident(s: &str) -> Option<(&str, &str)> {
+    let (name, rest) = s.split_once('<')?;
+    Some((name.trim(), rest.trim_end_matches('>').trim()))
+}
+
+/// `VERSION.PATCHLEVEL.SUBLEVEL` from the tree's top Makefile.
+pub fn kernel_version(tree: &Path) -> Result<String> {
+    let mk = fs::read_to_string(tree.join("Makefile"))?;
+    let get = |key: &str| {
+        mk.lines()
+            .find_map(|l| l.strip_prefix(key).map(|v| v.trim_start_matches([' ', '=']).trim().to_string()))
+            .ok_or_else(|| anyhow!("no {key} in Makefile"))
+    };
+    Ok(format!("{}.{}.{}", get("VERSION")?, get("PATCHLEVEL")?, get("SUBLEVEL")?))
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}
+
+/// Unpacks a `.tar.xz` into `dest`, dropping the top folder.
+fn unpack(tarball: &Path, dest: &Path) -> Result<()> {
+    let file = fs::File::open(tarball).with_context(|| format!("cannot open {}", tarball.display()))?;
+    let size = file.metadata()?.len();
+    let pb = ProgressBar::new(size);
+    pb.set_style(
+        ProgressStyle::with_template("unpacking {msg} {bar:30} {bytes}/{total_bytes} [{elapsed}]")
+            .expect("valid template"),
+    );
+    pb.set_message(tarball.file_name().unwrap_or_default().to_string_lossy().into_owned());
+    let reader = pb.wrap_read(file);
+    let mut archive = tar::Archive::new(xz2::read::XzDecoder::new(reader));
+    archive.set_preserve_permissions(true);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let rel: PathBuf = path.components().skip(1).collect();
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        entry.unpack(dest.join(&rel)).with_context(|| format!("cannot unpack {}", rel.display()))?;
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+/// Where the work tree stands relative to `base` and `patches/`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TreeState {
+    /// The commits after `base` are exactly the series in `patches/`.
+    UpToDate,
+    /// Only `base` is checked out (or the lab's own earlier apply): safe to
+    /// (re)apply.
+    Replaceable,
+    /// A `git am` stopped on a patch and waits for the developer.
+    AmInProgress,
+    /// Uncommitted changes to tracked files.
+    Dirty(String),
+    /// Commits after `base` that differ from `patches/`.
+    Diverged(Vec<String>),
+}
+
+fn head(tree: &Path) -> Result<String> {
+    Ok(cmd::output(git(tree).args(["rev-parse", "HEAD"]))?.trim().to_string())
+}
+
+fn stamp_path(tree: &Path) -> PathBuf {
+    tree.join(".git").join("lab-applied")
+}
+
+/// Writes the commits after `base` as format-patch files into `dir`, and
+/// returns their file names in order.
+fn format_patches(tree: &Path, dir: &Path) -> Result<Vec<String>> {
+    fs::create_dir_all(dir)?;
+    let out = cmd::output(
+        git(tree)
+            .args(["format-patch", "--zero-commit", "--no-numbered", "--no-signature", "--no-cover-letter"])
+            .args(["--abbrev=12", "--no-color", "--encode-email-headers", "-o"])
+            .arg(dir)
+            .arg(format!("{BASE_TAG}..HEAD")),
+    )?;
+    Ok(out
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| Path::new(l).file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .collect())
+}
+
+/// Compares the tree's commits after `base` with `patches/`.
+pub fn state(layout: &Layout) -> Result<TreeState> {
+    let tree = layout.tree();
+    let gitdir = tree.join(".git");
+    if gitdir.join("rebase-apply").exists() {
+        return Ok(TreeState::AmInProgress);
+    }
+    let dirty = cmd::output(git(&tree).args(["status", "--porcelain", "--untracked-files=no"]))?;
+    if !dirty.trim().is_empty() {
+        return Ok(TreeState::Dirty(dirty));
+    }
+    let tmp = layout.build.join("tmp").join("state-export");
+    let _ = fs::remove_dir_all(&tmp);
+    let names = format_patches(&tree, &tmp)?;
+    let series = read_series(&layout.patches())?;
+    let same = names.len() == series.len()
+        && names.iter().zip(&series).all(|(n, p)| {
+            p.file_name().is_some_and(|f| f.to_string_lossy() == *n)
+                && fs::read(tmp.join(n)).ok() == fs::read(p).ok()
+        });
+    let _ = fs::remove_dir_all(&tmp);
+    if same {
+        return Ok(TreeState::UpToDate);
+    }
+    let head = head(&tree)?;
+    let base = cmd::output(git(&tree).args(["rev-parse", &format!("{BASE_TAG}^{{commit}}")]))?;
+    let stamp = fs::read_to_string(stamp_path(&tree)).unwrap_or_default();
+    if head == base.trim() || head == stamp.trim() {
+        return Ok(TreeState::Replaceable);
+    }
+    let log = cmd::output(git(&tree).args(["log", "--oneline", &format!("{BASE_TAG}..HEAD")]))?;
+    Ok(TreeState::Diverged(log.lines().map(str::to_string).collect()))
+}
+
+/// Applies `patches/` to the tree, unless it already holds exactly them.
+///
+/// Returns whether anything was (re)applied. With `force`, commits that are
+/// not in `patches/` are kept on a backup branch and replaced.
+pub fn apply(layout: &Layout, force: bool) -> Result<bool> {
+    let tree = layout.tree();
+    let st = state(layout)?;
+    match &st {
+        TreeState::UpToDate => return Ok(false),
+        TreeState::Replaceable => {}
+        TreeState::AmInProgress => bail!(
+            "{} is in the middle of `git am` (a patch did not apply). Resolve it and run \
+             `git -C {} am --continue`, then `make export`; or give up with `git -C {} am --abort`.",
+            tree.display(),
+            tree.display(),
+            tree.display()
+        ),
+        TreeState::Dirty(files) => bail!(
+            "{} has uncommitted changes:\n{}The lab will not overwrite them. Commit them \
+             (`git commit --amend` or a new commit) and run `make export` to save them to patches/, \
+             or discard them with `git -C {} checkout -- .`.",
+            tree.display(),
+            files,
+            tree.display()
+        ),
+        TreeState::Diverged(commits) if !force => bail!(
+            "{} has commits after base that are not what patches/ holds:\n  {}\n\
+             Save them to patches/ with `make export`, or replace them with patches/ with \
+             `lab apply --force` (they are kept on a backup branch).",
+            tree.display(),
+            commits.join("\n  ")
+        ),
+        TreeState::Diverged(_) => {
+            let name = format!("lab-backup-{}", chrono::Local::now().format("%Y%m%d-%H%M%S"));
+            cmd::output(git(&tree).args(["branch", &name]))?;
+            eprintln!("lab: kept the tree's commits on branch {name}");
+        }
+    }
+    cmd::output(git(&tree).args(["reset", "-q", "--hard", BASE_TAG]))?;
+    let series = read_series(&layout.patches())?;
+    let log = layout.logs().join("apply.log");
+    let _ = fs::remove_file(&log);
+    for (i, patch) in series.iter().enumerate() {
+        apply_one(&tree, patch, i + 1, series.len(), &log)?;
+    }
+    fs::write(stamp_path(&tree), head(&tree)?)?;
+    if !series.is_empty() {
+        eprintln!("lab: applied {} patches to {}", series.len(), tree.display());
+    }
+    Ok(true)
+}
+
+fn committer_env(c: &mut Command, tree: &Path) {
+    let has = |k: &str| cmd::output(git(tree).args(["config", "--get", k])).is_ok_and(|v| !v.trim().is_empty());
+    if !has("user.name") && std::env::var_os("GIT_COMMITTER_NAME").is_none() {
+        c.env("GIT_COMMITTER_NAME", "lab");
+    }
+    if !has("user.email") && std::env::var_os("GIT_COMMITTER_EMAIL").is_none() {
+        c.env("GIT_COMMITTER_EMAIL", "lab@localhost");
+    }
+}
+
+fn apply_one(tree: &Path, patch: &Path, n: usize, total: usize, log: &Path) -> Result<()> {
+    let name = patch.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    // Check first: `git apply` names the file and the line of a failing
+    // hunk; `git am -3` may still succeed through a three-way merge.
+    let check = Command::new("git")
+        .arg("-C")
+        .arg(tree)
+        .args(["apply", "--check", "--verbose"])
+        .arg(patch)
+        .output()?;
+    let check_text = String::from_utf8_lossy(&check.stderr).into_owned();
+    let mut am = git(tree);
+    am.args(["am", "-3", "--quiet"]).arg(patch);
+    committer_env(&mut am, tree);
+    if cmd::run_logged(&mut am, log, |_| {}).is_ok() {
+        return Ok(());
+    }
+    let subject = patch_subject(patch).unwrap_or_default();
+    let failures = failing_hunks(&check_text, patch);
+    let mut msg = format!("patch {n} of {total}, {name} (\"{subject}\"), does not apply to {}.\n", tree.display());
+    if failures.is_empty() {
+        msg.push_str(&format!("git apply said:\n{}\n", check_text.trim()));
+    }
+    for f in &failures {
+        msg.push_str(&format!("  {}: hunk {}\n", f.file, f.header));
+        for l in f.body.lines().take(8) {
+            msg.push_str(&format!("    {l}\n"));
+        }
+    }
+    msg.push_str(&format!(
+        "The tree is left in the middle of `git am` for inspection: resolve the conflict in {}, \
+         `git add` the files and `git -C {} am --continue`, then `make export`; or `git -C {} am --abort`.\n\
+         Full log: {}",
+        tree.display(),
+        tree.display(),
+        tree.display(),
+        log.display()
+    ));
+    Err(anyhow!(msg))
+}
+
+/// The subject line of a format-patch file, without its `[PATCH]` prefix.
+pub fn patch_subject(patch: &Path) -> Option<String> {
+    let text = fs::read_to_string(patch).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("Subject: "))?;
+    let s = line.trim();
+    Some(match s.strip_prefix('[') {
+        Some(rest) => rest.split_once("] ").map_or(s, |(_, t)| t).to_string(),
+        None => s.to_string(),
+    })
+}
+
+/// One hunk that `git apply` could not place.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FailedHunk {
+    pub file: String,
+    /// The hunk's `@@ -a,b +c,d @@ context` line.
+    pub header: String,
+    /// The hunk's lines, as in the patch.
+    pub body: String,
+}
+
+/// Finds the hunks named by `git apply --check --verbose` output
+/// (`error: patch failed: FILE:LINE`, `error: FILE: does not exist in index`).
+pub fn failing_hunks(apply_stderr: &str, patch: &Path) -> Vec<FailedHunk> {
+    let text = fs::read_to_string(patch).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in apply_stderr.lines() {
+        if let Some(rest) = line.strip_prefix("error: patch failed: ") {
+            let Some((file, lno)) = rest.rsplit_once(':') else { continue };
+            let lno: u64 = lno.trim().parse().unwrap_or(0);
+            if let Some((header, body)) = find_hunk(&text, file, lno) {
+                out.push(FailedHunk { file: file.to_string(), header, body });
+            } else {
+                out.push(FailedHunk { file: file.to_string(), header: format!("at line {lno}"), body: String::new() });
+            }
+        } else if let Some(rest) = line.strip_prefix("error: ") {
+            if let Some(file) = rest.strip_suffix(": does not exist in index").or_else(|| rest.strip_suffix(": No such file or directory")) {
+                out.push(FailedHunk { file: file.to_string(), header: "(the file does not exist in the tree)".into(), body: String::new() });
+            }
+        }
+    }
+    out
+}
+
+fn find_hunk(patch: &str, file: &str, old_start: u64) -> Option<(String, String)> {
+    let mut in_file = false;
+    let mut lines = patch.lines().peekable();
+    while let Some(l) = lines.next() {
+        if let Some(rest) = l.strip_prefix("diff --git a/") {
+            in_file = rest.split(" b/").next() == Some(file);
+            continue;
+        }
+        if in_file && l.starts_with("@@ -") {
+            let start: u64 = l[4..].split([',', ' ']).next()?.parse().ok()?;
+            if start == old_start {
+                let mut body = String::new();
+                while let Some(b) = lines.peek() {
+                    if b.starts_with("@@") || b.starts_with("diff --git") || b.starts_with("-- ") {
+                        break;
+                    }
+                    body.push_str(b);
+                    body.push('\n');
+                    lines.next();
+                }
+                return Some((l.to_string(), body));
+            }
+        }
+    }
+    None
+}
+
+/// Writes the commits after `base` to `patches/` and rewrites `series`.
+///
+/// Files are written only when their bytes change, and stale `.patch` files
+/// are removed (the cover letter is kept). Returns the file names written.
+pub fn export(layout: &Layout) -> Result<Vec<String>> {
+    let tree = layout.tree();
+    match state(layout)? {
+        TreeState::AmInProgress => bail!(
+            "{} is in the middle of `git am`: finish it (`git am --continue`) or abort it before exporting",
+            tree.display()
+        ),
+        TreeState::Dirty(files) => bail!(
+            "{} has uncommitted changes, which export would not include:\n{}Commit them first.",
+            tree.display(),
+            files
+        ),
+        _ => {}
+    }
+    let patches = layout.patches();
+    let tmp = layout.build.join("tmp").join("export");
+    let _ = fs::remove_dir_all(&tmp);
+    let names = format_patches(&tree, &tmp)?;
+    let mut changed = Vec::new();
+    for n in &names {
+        let new = fs::read(tmp.join(n))?;
+        if fs::read(patches.join(n)).ok().as_deref() != Some(&new[..]) {
+            fs::write(patches.join(n), &new)?;
+            changed.push(n.clone());
+        }
+    }
+    for entry in fs::read_dir(&patches)? {
+        let f = entry?.file_name().to_string_lossy().into_owned();
+        if f.ends_with(".patch") && f != COVER_LETTER && !names.contains(&f) {
+            fs::remove_file(patches.join(&f))?;
+            changed.push(format!("-{f}"));
+        }
+    }
+    let mut series = String::new();
+    for n in &names {
+        series.push_str(n);
+        series.push('\n');
+    }
+    if fs::read_to_string(patches.join(SERIES)).ok().as_deref() != Some(&series) {
+        fs::write(patches.join(SERIES), &series)?;
+        changed.push(SERIES.into());
+    }
+    let _ = fs::remove_dir_all(&tmp);
+    fs::write(stamp_path(&tree), head(&tree)?)?;
+    Ok(changed)
+}
+
