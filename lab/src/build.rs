@@ -2,7 +2,6 @@
 //! and the statically linked mm selftests.
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +9,7 @@ use std::process::Command;
 use crate::cmd;
 use crate::kconfig::{self, Fragment};
 use crate::layout::Layout;
+use crate::progress::Progress;
 use crate::setup::Toolchain;
 
 /// A kernel variant: a name and the fragments that make its configuration.
@@ -130,12 +130,11 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<()> 
     // The previous full build's step count estimates this one.
     let count_file = out.join(".lab-build-steps");
     let estimate: u64 = stamp(&count_file).trim().parse().unwrap_or(2600);
-    let pb = ProgressBar::new(estimate);
-    pb.set_style(
-        ProgressStyle::with_template("building {prefix:6} {bar:30} {pos}/{len} steps [{elapsed}] {msg}")
-            .expect("valid template"),
+    let mut pb = Progress::bar(
+        &format!("build {}", v.name),
+        estimate,
+        "{prefix:12} {bar:30} {pos}/{len} steps [{elapsed}] {msg}",
     );
-    pb.set_prefix(v.name.clone());
     let mut steps = 0u64;
     let mut c = kmake(layout, tc, &out);
     // usr/gen_init_cpio comes with it (the built-in initramfs uses it).
@@ -143,16 +142,16 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<()> 
     let res = cmd::run_logged(&mut c, &log, |line| {
         // kbuild's quiet output: "  CC      mm/memory.o".
         let t = line.trim_start();
-        if line.starts_with("  ") && t.split_whitespace().next().is_some_and(|w| w.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())) {
+        if line.starts_with("  ")
+            && t.split_whitespace()
+                .next()
+                .is_some_and(|w| w.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()))
+        {
             steps += 1;
-            if steps > pb.length().unwrap_or(0) {
-                pb.set_length(steps + 50);
-            }
-            pb.set_position(steps);
-            pb.set_message(t.split_whitespace().nth(1).unwrap_or("").to_string());
+            pb.set(steps, t.split_whitespace().nth(1).unwrap_or(""));
         }
     });
-    pb.finish_and_clear();
+    pb.finish();
     res.with_context(|| format!("kernel build of variant {} failed", v.name))?;
     if steps > 500 {
         fs::write(&count_file, steps.to_string())?;

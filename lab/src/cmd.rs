@@ -31,10 +31,7 @@ pub fn describe(cmd: &Command) -> String {
 /// Runs `cmd` and returns its standard output; fails with its standard
 /// error when it exits non-zero.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot start `{}`", describe(cmd)))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot start `{}`", describe(cmd)))?;
     if !out.status.success() {
         bail!(
             "`{}` failed ({}):\n{}{}",
@@ -85,16 +82,8 @@ pub fn run_logged(cmd: &mut Command, log: &Path, mut on_line: impl FnMut(&str)) 
     let status = child.wait()?;
     writeln!(logf, "# exit: {status}")?;
     if !status.success() {
-        let excerpt = if errors.is_empty() {
-            tail(log, 15).unwrap_or_default()
-        } else {
-            errors.join("\n")
-        };
-        bail!(
-            "`{}` failed ({status}).\nFirst error lines:\n{excerpt}\nFull log: {}",
-            describe(cmd),
-            log.display()
-        );
+        let excerpt = if errors.is_empty() { tail(log, 15).unwrap_or_default() } else { errors.join("\n") };
+        bail!("`{}` failed ({status}).\nFirst error lines:\n{excerpt}\nFull log: {}", describe(cmd), log.display());
     }
     Ok(())
 }
@@ -104,13 +93,20 @@ pub fn run_logged(cmd: &mut Command, log: &Path, mut on_line: impl FnMut(&str)) 
 /// make's closing `*** [...] Error 2` lines only repeat that something
 /// failed, so they do not count.
 pub fn looks_like_error(line: &str) -> bool {
-    let make_stop = line.contains("*** ") && !line.trim_end().rsplit(' ').nth(1).is_some_and(|w| w == "Error");
+    let make_stop = line.contains("*** ") && line.trim_end().rsplit(' ').nth(1).is_none_or(|w| w != "Error");
     line.contains("error:")
         || line.contains("error[")
         || make_stop
         || line.contains("undefined reference")
         || line.contains("undefined symbol")
         || line.starts_with("ERROR:")
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    Ok(lines[lines.len().saturating_sub(n)..].join("\n"))
 }
 
 #[cfg(test)]
@@ -126,11 +122,4 @@ mod tests {
         assert!(!looks_like_error("make[1]: *** [/l/Makefile:236: __sub-make] Error 2"));
         assert!(!looks_like_error("  CC      mm/memory.o"));
     }
-}
-
-/// The last `n` lines of a file.
-pub fn tail(path: &Path, n: usize) -> Result<String> {
-    let text = std::fs::read_to_string(path)?;
-    let lines: Vec<&str> = text.lines().collect();
-    Ok(lines[lines.len().saturating_sub(n)..].join("\n"))
 }

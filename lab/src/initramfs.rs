@@ -43,10 +43,8 @@ pub fn build(layout: &Layout, tc: &Toolchain, variant: &str, plan: &Plan) -> Res
     if !gen.is_file() {
         bail!("{} is missing: build the {variant} kernel first (`lab build {variant}`)", gen.display());
     }
-    let applets: Vec<String> = cmd::output(Command::new(&tc.busybox).arg("--list"))?
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let applets: Vec<String> =
+        cmd::output(Command::new(&tc.busybox).arg("--list"))?.lines().map(str::to_string).collect();
     let work = layout.build.join("initramfs").join(variant);
     fs::create_dir_all(&work)?;
     let plan_file = work.join("plan");

@@ -58,7 +58,10 @@ impl Fragment {
             let t = line.trim();
             let parsed = parse_line(t);
             if parsed.is_none() && !(t.is_empty() || t.starts_with('#')) {
-                bail!("{origin}:{}: not a Kconfig assignment: {t:?} (expected CONFIG_FOO=y or # CONFIG_FOO is not set)", n + 1);
+                bail!(
+                    "{origin}:{}: not a Kconfig assignment: {t:?} (expected CONFIG_FOO=y or # CONFIG_FOO is not set)",
+                    n + 1
+                );
             }
             let Some((name, value)) = parsed else { continue };
             let here = format!("{origin}:{}", n + 1);
@@ -78,7 +81,8 @@ impl Fragment {
     pub fn from_files(files: &[PathBuf]) -> Result<Self> {
         let mut f = Self::default();
         for path in files {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config fragment {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config fragment {}", path.display()))?;
             f.add(&text, &path.display().to_string())?;
         }
         Ok(f)
@@ -136,14 +140,7 @@ pub struct Mismatch {
 pub fn explain(mismatches: &[Mismatch], kbuild: &Path) -> String {
     let mut s = String::from("the kernel configuration did not take these values:\n");
     for m in mismatches {
-        let _ = writeln!(
-            s,
-            "  CONFIG_{}: asked {} ({}), got {}",
-            m.symbol,
-            m.want.render(),
-            m.origin,
-            m.got.render()
-        );
+        let _ = writeln!(s, "  CONFIG_{}: asked {} ({}), got {}", m.symbol, m.want.render(), m.origin, m.got.render());
     }
     let _ = write!(
         s,

@@ -8,6 +8,7 @@ pub mod kconfig;
 pub mod layout;
 pub mod pipeline;
 pub mod plan;
+pub mod progress;
 pub mod qemu;
 pub mod report;
 pub mod results;

@@ -4,12 +4,17 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use lab::layout::Layout;
+use lab::qemu::Watchdog;
 use lab::{build, pipeline, plan::Plan, tree};
 
 #[derive(Parser)]
-#[command(name = "lab", about = "Build the fault-lock series on Linux 6.12, boot it under QEMU and run the mm selftests")]
+#[command(
+    name = "lab",
+    about = "Build the fault-lock series on Linux 6.12, boot it under QEMU and run the mm selftests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -40,6 +45,9 @@ enum Cmd {
         /// Another test plan than guest/plan.
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// Seconds the watchdog allows a test without a timeout of its own.
+        #[arg(long, default_value_t = 900)]
+        test_deadline: u64,
     },
     /// What CI checks: every variant with the full plan.
     Test,
@@ -103,10 +111,13 @@ fn real_main() -> Result<bool> {
             let plan = Plan::load(&layout.guest().join("plan"))?;
             pipeline::build_all(&layout, &tc, &variants, &plan)?;
         }
-        Cmd::Run { variants, plan } => return pipeline::run(&layout, &variants, plan.as_deref()),
+        Cmd::Run { variants, plan, test_deadline } => {
+            let wd = Watchdog { default_test: Duration::from_secs(test_deadline), ..Watchdog::default() };
+            return pipeline::run(&layout, &variants, plan.as_deref(), &wd);
+        }
         Cmd::Test => {
             let variants = build::variants(&layout)?;
-            return pipeline::run(&layout, &variants, None);
+            return pipeline::run(&layout, &variants, None, &Watchdog::default());
         }
         Cmd::Variants => {
             for v in build::variants(&layout)? {

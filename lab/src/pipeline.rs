@@ -1,13 +1,13 @@
 //! The main job: series -> kernels -> guests -> results -> report.
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::build::{self, Variant};
 use crate::layout::Layout;
 use crate::plan::Plan;
+use crate::progress::Progress;
 use crate::qemu::{self, Event, Machine, Watchdog};
 use crate::report;
 use crate::results::{self, HostOutcome, KunitPy, TestResult};
@@ -37,7 +37,14 @@ pub fn build_all(layout: &Layout, tc: &Toolchain, variants: &[String], plan: &Pl
 
 /// Boots one variant with `plan`, writing the serial log to `dir`, and
 /// reads the results.
-pub fn boot(layout: &Layout, tc: &Toolchain, variant: &str, plan: &Plan, dir: &Path, wd: &Watchdog) -> Result<(Vec<TestResult>, HostOutcome)> {
+pub fn boot(
+    layout: &Layout,
+    tc: &Toolchain,
+    variant: &str,
+    plan: &Plan,
+    dir: &Path,
+    wd: &Watchdog,
+) -> Result<(Vec<TestResult>, HostOutcome)> {
     std::fs::create_dir_all(dir)?;
     let initrd = crate::initramfs::build(layout, tc, variant, plan)?;
     let machine = Machine {
@@ -50,24 +57,26 @@ pub fn boot(layout: &Layout, tc: &Toolchain, variant: &str, plan: &Plan, dir: &P
         append: APPEND.into(),
     };
     let log = dir.join("serial.log");
-    let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} {prefix:6} {msg} [{elapsed}]").expect("valid template"));
-    pb.set_prefix(variant.to_string());
-    pb.set_message("booting");
-    pb.enable_steady_tick(Duration::from_millis(250));
+    let pb = Progress::spinner(&format!("guest {variant}"), "booting");
     let start = Instant::now();
     let mut began = Instant::now();
     let outcome = qemu::run(machine.command(), &log, plan, wd, |e| match e {
         Event::Begin(name) => {
             began = Instant::now();
-            pb.set_message(format!("{name} (started at {}s)", start.elapsed().as_secs()));
+            pb.message(&format!("{name} started at {}s", start.elapsed().as_secs()));
         }
         Event::End { name, rc } => {
-            pb.println(format!("  {variant:6} {name} finished (exit {rc}, {:.0}s)", began.elapsed().as_secs_f64()));
+            pb.println(&format!(
+                "lab: guest {variant}: {name} finished (exit {rc}, {:.0}s)",
+                began.elapsed().as_secs_f64()
+            ));
         }
         Event::Line(_) => {}
     })?;
-    pb.finish_and_clear();
+    pb.finish();
+    // With the log and the plan, this replays the analysis (lab/tests/data).
+    std::fs::write(dir.join("outcome.json"), serde_json::to_string_pretty(&outcome)?)?;
+    std::fs::write(dir.join("plan"), plan.render())?;
     let text = String::from_utf8_lossy(&std::fs::read(&log)?).into_owned();
     let ktap = KunitPy::new(&layout.tree(), &dir.join("ktap"))?;
     let rows = results::analyse(variant, &text, plan, &outcome, &ktap);
@@ -88,7 +97,7 @@ pub fn new_run_dir(layout: &Layout) -> Result<PathBuf> {
 }
 
 /// The whole job for `variants`: returns whether everything passed.
-pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>) -> Result<bool> {
+pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>, wd: &Watchdog) -> Result<bool> {
     let tc = prepare(layout)?;
     let plan_path = plan_path.map_or_else(|| layout.guest().join("plan"), Path::to_path_buf);
     let plan = Plan::load(&plan_path)?;
@@ -96,7 +105,7 @@ pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>) -> Re
     let dir = new_run_dir(layout)?;
     let mut rows = Vec::new();
     for v in variants {
-        let (r, _) = boot(layout, &tc, v, &plan, &dir.join(v), &Watchdog::default())?;
+        let (r, _) = boot(layout, &tc, v, &plan, &dir.join(v), wd)?;
         rows.extend(r);
     }
     let base = tree::kernel_version(&layout.tree()).unwrap_or_default();

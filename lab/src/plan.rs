@@ -12,7 +12,14 @@
 //! The first word of the command is a program from
 //! tools/testing/selftests/mm, which the lab builds statically and puts in
 //! the guest's `/lab/bin`, unless it is an absolute guest path such as
-//! `/bin/sh`. A timeout of 0 means none (the host watchdog still applies).
+//! `/bin/sh`. A command that is a shell line names the selftests it uses
+//! with `needs=a,b` before it:
+//!
+//! ```text
+//! no-huge  exit  120  needs=uffd-stress  echo 0 > /proc/sys/vm/nr_hugepages; uffd-stress hugetlb 32 4
+//! ```
+//!
+//! A timeout of 0 means none (the host watchdog still applies).
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -37,14 +44,21 @@ pub struct Test {
     pub format: Format,
     /// Seconds the guest lets it run before killing it (0: no limit).
     pub timeout: u64,
+    /// Selftests the command uses (`needs=`), when it is not one itself.
+    pub needs: Vec<String>,
     pub command: String,
 }
 
 impl Test {
-    /// The selftest binary to build and ship, if the command names one.
-    pub fn selftest(&self) -> Option<&str> {
-        let first = self.command.split_whitespace().next()?;
-        (!first.starts_with('/')).then_some(first)
+    /// The selftest binaries to build and ship for this test.
+    pub fn selftests(&self) -> Vec<&str> {
+        if !self.needs.is_empty() {
+            return self.needs.iter().map(String::as_str).collect();
+        }
+        match self.command.split_whitespace().next() {
+            Some(first) if !first.starts_with('/') => vec![first],
+            _ => vec![],
+        }
     }
 }
 
@@ -67,7 +81,13 @@ impl Plan {
             let (Some(name), Some(format), Some(timeout)) = (words.next(), words.next(), words.next()) else {
                 bail!("{origin}:{}: expected `name format timeout command...`, got {t:?}", n + 1);
             };
-            let command = words.collect::<Vec<_>>().join(" ");
+            let mut rest: Vec<&str> = words.collect();
+            let mut needs = Vec::new();
+            if let Some(list) = rest.first().and_then(|w| w.strip_prefix("needs=")) {
+                needs = list.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+                rest.remove(0);
+            }
+            let command = rest.join(" ");
             if command.is_empty() {
                 bail!("{origin}:{}: test {name} has no command", n + 1);
             }
@@ -86,14 +106,15 @@ impl Plan {
             if tests.iter().any(|x| x.name == name) {
                 bail!("{origin}:{}: test {name} is listed twice", n + 1);
             }
-            tests.push(Test { name: name.to_string(), format, timeout, command });
+            tests.push(Test { name: name.to_string(), format, timeout, needs, command });
         }
         Ok(Self { tests })
     }
 
     /// Reads and parses a plan file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the test plan {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the test plan {}", path.display()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -101,7 +122,10 @@ impl Plan {
     pub fn render(&self) -> String {
         self.tests
             .iter()
-            .map(|t| format!("{} {} {} {}\n", t.name, format_name(t.format), t.timeout, t.command))
+            .map(|t| {
+                let needs = if t.needs.is_empty() { String::new() } else { format!("needs={} ", t.needs.join(",")) };
+                format!("{} {} {} {needs}{}\n", t.name, format_name(t.format), t.timeout, t.command)
+            })
             .collect()
     }
 
@@ -109,7 +133,7 @@ impl Plan {
     pub fn selftests(&self) -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
         for t in &self.tests {
-            if let Some(s) = t.selftest() {
+            for s in t.selftests() {
                 if !v.iter().any(|x| x == s) {
                     v.push(s.to_string());
                 }
@@ -137,11 +161,20 @@ mod tests {
 
     #[test]
     fn parses_and_renders() {
-        let p = Plan::parse("# c\nuffd-unit-tests uffd 900 uffd-unit-tests\n\nhang exit 0 /bin/sleep 1000\n", "plan").unwrap();
+        let p = Plan::parse("# c\nuffd-unit-tests uffd 900 uffd-unit-tests\n\nhang exit 0 /bin/sleep 1000\n", "plan")
+            .unwrap();
         assert_eq!(p.tests.len(), 2);
         assert_eq!(p.tests[1].command, "/bin/sleep 1000");
         assert_eq!(p.selftests(), vec!["uffd-unit-tests"]);
         assert_eq!(p.render(), "uffd-unit-tests uffd 900 uffd-unit-tests\nhang exit 0 /bin/sleep 1000\n");
+    }
+
+    #[test]
+    fn shell_lines_name_their_selftests() {
+        let p = Plan::parse("x exit 9 needs=uffd-stress,cow swapoff -a; cow; uffd-stress anon 4 1\n", "plan").unwrap();
+        assert_eq!(p.tests[0].command, "swapoff -a; cow; uffd-stress anon 4 1");
+        assert_eq!(p.selftests(), vec!["uffd-stress", "cow"]);
+        assert_eq!(Plan::parse(&p.render(), "again").unwrap(), p);
     }
 
     #[test]

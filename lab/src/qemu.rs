@@ -97,7 +97,13 @@ impl Drop for Reaper {
 
 /// Runs `cmd` (QEMU, or a stand-in in tests), writing everything it prints
 /// to `log` and enforcing the watchdog. Returns how it ended.
-pub fn run(mut cmd: Command, log: &Path, plan: &Plan, wd: &Watchdog, mut on_event: impl FnMut(Event)) -> Result<HostOutcome> {
+pub fn run(
+    mut cmd: Command,
+    log: &Path,
+    plan: &Plan,
+    wd: &Watchdog,
+    mut on_event: impl FnMut(Event),
+) -> Result<HostOutcome> {
     let mut logf = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let (reader, writer) = std::io::pipe()?;
     let writer2 = writer.try_clone()?;
@@ -113,9 +119,7 @@ pub fn run(mut cmd: Command, log: &Path, plan: &Plan, wd: &Watchdog, mut on_even
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {}", crate::cmd::describe(&cmd)))?;
+    let child = cmd.spawn().with_context(|| format!("cannot start {}", crate::cmd::describe(&cmd)))?;
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = Reaper(child);
 

@@ -88,12 +88,27 @@ mod tests {
     use super::*;
 
     fn row(test: &str, status: Status) -> TestResult {
-        TestResult { variant: "rust".into(), test: test.into(), status, secs: Some(1.25), detail: String::new(), cases: vec![], splats: vec![] }
+        TestResult {
+            variant: "rust".into(),
+            test: test.into(),
+            status,
+            secs: Some(1.25),
+            detail: String::new(),
+            cases: vec![],
+            splats: vec![],
+        }
     }
 
     #[test]
     fn crashes_hangs_and_not_run_count_as_failed() {
-        let rows = [row("a", Status::Pass), row("b", Status::Crash), row("c", Status::Hang), row("d", Status::NotRun), row("e", Status::Skip), row("f", Status::Fail)];
+        let rows = [
+            row("a", Status::Pass),
+            row("b", Status::Crash),
+            row("c", Status::Hang),
+            row("d", Status::NotRun),
+            row("e", Status::Skip),
+            row("f", Status::Fail),
+        ];
         let t = totals(&rows);
         assert_eq!(t, Totals { passed: 1, failed: 4, skipped: 1 });
         assert_eq!(closing_line(&t), "1 passed, 4 failed, 1 skipped");

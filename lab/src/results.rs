@@ -84,7 +84,7 @@ pub struct TestResult {
 }
 
 /// How the QEMU process ended, as the host saw it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum HostOutcome {
     /// QEMU exited by itself with this code (None: killed by a signal).
     Exited { code: Option<i32> },
@@ -109,32 +109,50 @@ impl KunitPy {
     pub fn new(tree: &Path, workdir: &Path) -> Result<Self> {
         let script = tree.join("tools/testing/kunit/kunit.py");
         if !script.is_file() {
-            bail!("{} is missing: the lab reads KTAP with the kernel's own parser; create the tree with `lab tree`", script.display());
+            bail!(
+                "{} is missing: the lab reads KTAP with the kernel's own parser; create the tree with `lab tree`",
+                script.display()
+            );
         }
         Ok(Self { script, workdir: workdir.to_path_buf() })
     }
 }
 
-fn collect_cases(group: &serde_json::Value, prefix: &str, out: &mut Vec<Case>) {
-    let name = group["name"].as_str().unwrap_or("");
-    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}{name}.") };
+/// Flattens kunit.py's JSON groups into cases named `suite.case`; `path`
+/// is the enclosing suites (empty for kunit.py's own top group).
+fn collect_cases(group: &serde_json::Value, path: &str, out: &mut Vec<Case>) {
+    let join = |name: &str| if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
     if let Some(cases) = group["test_cases"].as_array() {
-        for c in cases {
-            out.push(Case {
-                name: format!("{prefix}{}", c["name"].as_str().unwrap_or("?")),
-                status: c["status"].as_str().unwrap_or("FAIL").to_string(),
-            });
+        for (i, c) in cases.iter().enumerate() {
+            // kunit.py reports a planned test that never printed a result
+            // as a crashed test with no name.
+            let name = match c["name"].as_str() {
+                Some(n) if !n.is_empty() => n.to_string(),
+                _ => format!("test {} (no result)", i + 1),
+            };
+            out.push(Case { name: join(&name), status: c["status"].as_str().unwrap_or("FAIL").to_string() });
         }
     }
     if let Some(groups) = group["sub_groups"].as_array() {
         for g in groups {
-            collect_cases(g, if prefix.is_empty() { "." } else { &prefix }, out);
+            collect_cases(g, &join(g["name"].as_str().unwrap_or("?")), out);
         }
     }
 }
 
+static DIRECTIVE_FIRST: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^(\s*(?:not )?ok \d+) # (XFAIL|XPASS|SKIP|TODO)\b ?(.*)$").expect("valid regex"));
+
+/// Rewrites kselftest's `ok 5 # XFAIL reason` (a directive with no test
+/// description) as `ok 5 reason # XFAIL`, the form kunit_parser reads; it
+/// would otherwise lose the line and misnumber every later test.
+pub fn normalise_directives(text: &str) -> String {
+    DIRECTIVE_FIRST.replace_all(text, "$1 $3 # $2").into_owned()
+}
+
 impl KtapParser for KunitPy {
     fn parse(&self, name: &str, text: &str) -> Result<Vec<Case>> {
+        let text = &normalise_directives(text);
         std::fs::create_dir_all(&self.workdir)?;
         let input = self.workdir.join(format!("{name}.ktap"));
         let json = self.workdir.join(format!("{name}.json"));
@@ -149,12 +167,8 @@ impl KtapParser for KunitPy {
             .output()
             .context("cannot run python3 for the kernel's KTAP parser (install python3)")?;
         std::fs::write(self.workdir.join(format!("{name}.parsed")), &out.stdout)?;
-        let data = std::fs::read_to_string(&json).with_context(|| {
-            format!(
-                "kunit.py wrote no JSON for {name}:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+        let data = std::fs::read_to_string(&json)
+            .with_context(|| format!("kunit.py wrote no JSON for {name}:\n{}", String::from_utf8_lossy(&out.stderr)))?;
         let v: serde_json::Value = serde_json::from_str(&data)?;
         let mut cases = Vec::new();
         // The top group is kunit.py's wrapper: its cases carry no prefix.
@@ -301,9 +315,7 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
     let splats = find_splats(&lines);
     // The test whose BEGIN..END holds `line`.
     let owner = |line: usize| -> Option<usize> {
-        sections
-            .iter()
-            .position(|s| s.first_line <= line && s.end_line.is_none_or(|e| line <= e))
+        sections.iter().position(|s| s.first_line <= line && s.end_line.is_none_or(|e| line <= e))
     };
     let before_tests = |line: usize| sections.first().is_none_or(|s| line < s.first_line);
     let panicked = lines.iter().any(|l| l.contains("Kernel panic - not syncing"));
@@ -324,8 +336,12 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
         row("boot", Status::Pass, None, "init started".into())
     } else {
         match outcome {
-            HostOutcome::TimedOut { secs, .. } => row("boot", Status::Hang, None, format!("init never started; no output for {secs}s")),
-            HostOutcome::Exited { code } => row("boot", Status::Fail, None, format!("guest ended before init started (QEMU exit {code:?})")),
+            HostOutcome::TimedOut { secs, .. } => {
+                row("boot", Status::Hang, None, format!("init never started; no output for {secs}s"))
+            }
+            HostOutcome::Exited { code } => {
+                row("boot", Status::Fail, None, format!("guest ended before init started (QEMU exit {code:?})"))
+            }
         }
     };
     if !setup_fail.is_empty() {
@@ -369,7 +385,9 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
                     HostOutcome::Exited { .. } => Status::Fail,
                 };
                 r.detail = match outcome {
-                    HostOutcome::TimedOut { secs, .. } => format!("no progress for {secs}s; the watchdog killed the guest"),
+                    HostOutcome::TimedOut { secs, .. } => {
+                        format!("no progress for {secs}s; the watchdog killed the guest")
+                    }
                     _ if panicked => "the kernel panicked during the test".into(),
                     HostOutcome::Exited { code } => format!("the guest ended during the test (QEMU exit {code:?})"),
                 };
@@ -391,19 +409,20 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
         row("shutdown", Status::Pass, None, "LAB: DONE seen".into())
     } else {
         let why = match outcome {
-            HostOutcome::TimedOut { phase, secs } => format!("no LAB: DONE; watchdog fired after {secs}s without progress ({phase})"),
-            HostOutcome::Exited { code } if panicked => format!("no LAB: DONE; the kernel panicked (QEMU exit {code:?})"),
+            HostOutcome::TimedOut { phase, secs } => {
+                format!("no LAB: DONE; watchdog fired after {secs}s without progress ({phase})")
+            }
+            HostOutcome::Exited { code } if panicked => {
+                format!("no LAB: DONE; the kernel panicked (QEMU exit {code:?})")
+            }
             HostOutcome::Exited { code } => format!("no LAB: DONE; QEMU exited {code:?}"),
         };
         let st = if matches!(outcome, HostOutcome::TimedOut { .. }) { Status::Hang } else { Status::Fail };
         row("shutdown", st, None, why)
     };
     // Reports between tests or after the last one.
-    let after: Vec<Splat> = splats
-        .iter()
-        .filter(|s| !before_tests(s.line) && owner(s.line).is_none())
-        .cloned()
-        .collect();
+    let after: Vec<Splat> =
+        splats.iter().filter(|s| !before_tests(s.line) && owner(s.line).is_none()).cloned().collect();
     if !after.is_empty() {
         r.status = Status::Crash;
         r.detail = format!("kernel {} outside any test, at serial line {}", after[0].kind, after[0].line);
@@ -413,7 +432,15 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
     rows
 }
 
-fn judge(r: &mut TestResult, test: &crate::plan::Test, rc: i32, ms: u64, lines: &[String], ktap: &dyn KtapParser, variant: &str) {
+fn judge(
+    r: &mut TestResult,
+    test: &crate::plan::Test,
+    rc: i32,
+    ms: u64,
+    lines: &[String],
+    ktap: &dyn KtapParser,
+    variant: &str,
+) {
     let timed_out = test.timeout > 0 && (rc == 124 || rc == 143) && ms + 2000 >= test.timeout * 1000;
     if timed_out {
         r.status = Status::Hang;
@@ -454,6 +481,17 @@ fn judge(r: &mut TestResult, test: &crate::plan::Test, rc: i32, ms: u64, lines: 
     }
     let cases = std::mem::take(&mut r.cases);
     judge_cases(r, cases, rc);
+    if rc == 4 {
+        // KSFT_SKIP: the whole program skipped; its reason beats the counts.
+        let why = lines
+            .iter()
+            .find_map(|l| l.split_once("# SKIP").map(|(_, w)| w).or_else(|| l.strip_prefix("skip:")))
+            .map_or(String::new(), |w| format!(": {}", w.trim()));
+        r.detail = format!("exit 4 (skipped){why}");
+    }
+    if let Some(bail) = lines.iter().find_map(|l| l.split_once("Bail out!").map(|(_, why)| why.trim())) {
+        r.detail.push_str(&format!("; bailed out: {bail}"));
+    }
 }
 
 /// Sets status and detail from sub-results and the exit status.
@@ -475,7 +513,8 @@ fn judge_cases(r: &mut TestResult, cases: Vec<Case>, rc: i32) {
         if rc != 0 {
             d.push_str(&format!("; exit {rc}"));
         }
-        let failed: Vec<&str> = cases.iter().filter(|c| c.status != "PASS" && c.status != "SKIP").map(|c| c.name.as_str()).collect();
+        let failed: Vec<&str> =
+            cases.iter().filter(|c| c.status != "PASS" && c.status != "SKIP").map(|c| c.name.as_str()).collect();
         if !failed.is_empty() {
             d.push_str(&format!("; failed: {}", failed.iter().take(3).copied().collect::<Vec<_>>().join(", ")));
             if failed.len() > 3 {
@@ -503,8 +542,25 @@ mod tests {
     }
 
     #[test]
+    fn kselftest_directives_are_moved_after_the_description() {
+        let t =
+            "ok 1 fine\nok 159 # XFAIL Leak from parent\nok 638 # SKIP MADV_COLLAPSE failed\nnot ok 7 # TODO later\n";
+        assert_eq!(
+            normalise_directives(t),
+            "ok 1 fine\nok 159 Leak from parent # XFAIL\nok 638 MADV_COLLAPSE failed # SKIP\nnot ok 7 later # TODO\n"
+        );
+    }
+
+    #[test]
     fn a_report_is_one_splat_with_its_lines() {
-        let log = ["a", "BUG: unable to handle page fault", "RIP: x", "Kernel panic - not syncing: Fatal exception", "---[ end Kernel panic ]---", "b"];
+        let log = [
+            "a",
+            "BUG: unable to handle page fault",
+            "RIP: x",
+            "Kernel panic - not syncing: Fatal exception",
+            "---[ end Kernel panic ]---",
+            "b",
+        ];
         let s = find_splats(&log);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].line, 2);

@@ -90,10 +90,7 @@ pub fn missing_packages(packages: &[&str]) -> Result<Vec<String>> {
 
 /// The exact command a user must run to install `missing`.
 pub fn install_command(missing: &[String]) -> String {
-    format!(
-        "apt-get update && apt-get install -y --no-install-recommends {}",
-        missing.join(" ")
-    )
+    format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "))
 }
 
 fn is_root() -> bool {
@@ -118,10 +115,7 @@ pub fn install_packages(log: &Path) -> Result<()> {
     cmd::run_logged(Command::new("apt-get").arg("update"), log, |_| {})
         .context("apt-get update failed: check the machine's apt sources")?;
     let mut install = Command::new("apt-get");
-    install
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&missing);
+    install.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(&missing);
     cmd::run_logged(&mut install, log, |_| {}).map_err(|e| {
         anyhow!(
             "{e}\nA package could not be installed. Check that the machine uses Debian \
@@ -228,17 +222,24 @@ pub fn ensure(logs: &Path) -> Result<Toolchain> {
         );
     }
     let sysroot = cmd::output(Command::new(&rustc).args(["--print", "sysroot"]))?;
-    require_file(
-        &Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library/core/src/lib.rs"),
-        "rust-web-src",
-    )?;
+    require_file(&Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library/core/src/lib.rs"), "rust-web-src")?;
     let clang = find_tool("clang", "clang")?;
     let cv = tool_version(&clang)?;
     let (cmaj, _, _) = parse_version(&cv).ok_or_else(|| anyhow!("cannot read clang version"))?;
     if cmaj < CLANG_MIN {
         bail!("clang {cmaj} is too old: Linux 6.12 with Rust needs LLVM {CLANG_MIN} or newer");
     }
-    for (tool, pkg) in [("ld.lld", "lld"), ("llvm-ar", "llvm"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("git", "git"), ("python3", "python3"), ("perl", "perl"), ("cc", "gcc")] {
+    for (tool, pkg) in [
+        ("ld.lld", "lld"),
+        ("llvm-ar", "llvm"),
+        ("flex", "flex"),
+        ("bison", "bison"),
+        ("bc", "bc"),
+        ("git", "git"),
+        ("python3", "python3"),
+        ("perl", "perl"),
+        ("cc", "gcc"),
+    ] {
         find_tool(tool, pkg)?;
     }
     let bindgen = ensure_bindgen(&logs.join("setup-bindgen.log"))?;
@@ -285,9 +286,7 @@ mod tests {
 
     #[test]
     fn missing_file_says_what_to_install() {
-        let err = require_file(Path::new("/nonexistent/qboot.rom"), "qemu-system-data")
-            .unwrap_err()
-            .to_string();
+        let err = require_file(Path::new("/nonexistent/qboot.rom"), "qemu-system-data").unwrap_err().to_string();
         assert!(err.contains("/nonexistent/qboot.rom is missing"), "{err}");
         assert!(err.contains("apt-get install -y --no-install-recommends qemu-system-data"), "{err}");
     }

@@ -6,13 +6,15 @@
 //! and even then keeps them on a backup branch.
 
 use anyhow::{anyhow, bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::rc::Rc;
 
 use crate::cmd;
 use crate::layout::Layout;
+use crate::progress::Progress;
 
 /// The tag on the commit holding the unpacked Debian source.
 pub const BASE_TAG: &str = "base";
@@ -87,23 +89,18 @@ pub fn ensure_base(layout: &Layout, tarball: &Path, version: &str) -> Result<()>
 
     let maintainer = cmd::output(Command::new("dpkg-query").args(["-W", "-f", "${Maintainer}", "linux-source-6.12"]))
         .unwrap_or_default();
-    let (name, email) = split_ident(maintainer.trim()).unwrap_or(("Debian Kernel Team", "debian-kernel@lists.debian.org"));
-    let mtime = fs::metadata(tarball)?
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
+    let (name, email) =
+        split_ident(maintainer.trim()).unwrap_or(("Debian Kernel Team", "debian-kernel@lists.debian.org"));
+    let mtime = fs::metadata(tarball)?.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let date = format!("@{mtime} +0000");
-    let spinner = spinner("committing the base tree");
+    let spinner = Progress::spinner("base tree", "committing the unpacked source");
     cmd::output(git(&tmp).args(["init", "-q", "-b", "main"]))?;
     cmd::output(git(&tmp).args(["config", "lab.base-version", version]))?;
     // No background repack of the 86,000 new objects while kernels build.
     cmd::output(git(&tmp).args(["config", "gc.auto", "0"]))?;
     cmd::output(git(&tmp).args(["add", "-A", "-f", "."]))?;
     let kver = kernel_version(&tmp).unwrap_or_else(|_| "6.12".into());
-    let msg = format!(
-        "Linux {kver}\n\nUnpacked from Debian's linux-source-6.12 {version} ({}).",
-        tarball.display()
-    );
+    let msg = format!("Linux {kver}\n\nUnpacked from Debian's linux-source-6.12 {version} ({}).", tarball.display());
     cmd::output(
         git(&tmp)
             .args(["commit", "-q", "--no-verify", "-m", &msg])
@@ -115,7 +112,7 @@ pub fn ensure_base(layout: &Layout, tarball: &Path, version: &str) -> Result<()>
             .env("GIT_COMMITTER_DATE", &date),
     )?;
     cmd::output(git(&tmp).args(["tag", BASE_TAG]))?;
-    spinner.finish_and_clear();
+    spinner.finish();
     fs::rename(&tmp, &tree)?;
     eprintln!("lab: base tree at {} (Linux {kver}, Debian {version})", tree.display());
     Ok(())
@@ -137,26 +134,16 @@ pub fn kernel_version(tree: &Path) -> Result<String> {
     Ok(format!("{}.{}.{}", get("VERSION")?, get("PATCHLEVEL")?, get("SUBLEVEL")?))
 }
 
-fn spinner(msg: &str) -> ProgressBar {
-    let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
-    pb.set_message(msg.to_string());
-    pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    pb
-}
-
 /// Unpacks a `.tar.xz` into `dest`, dropping the top folder.
 fn unpack(tarball: &Path, dest: &Path) -> Result<()> {
     let file = fs::File::open(tarball).with_context(|| format!("cannot open {}", tarball.display()))?;
     let size = file.metadata()?.len();
-    let pb = ProgressBar::new(size);
-    pb.set_style(
-        ProgressStyle::with_template("unpacking {msg} {bar:30} {bytes}/{total_bytes} [{elapsed}]")
-            .expect("valid template"),
-    );
-    pb.set_message(tarball.file_name().unwrap_or_default().to_string_lossy().into_owned());
-    let reader = pb.wrap_read(file);
-    let mut archive = tar::Archive::new(xz2::read::XzDecoder::new(reader));
+    let name = tarball.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let mut pb = Progress::bar(&format!("unpack {name}"), size, "{prefix} {bar:30} {bytes}/{total_bytes} [{elapsed}]");
+    let read = Rc::new(Cell::new(0u64));
+    let mut reader = CountingReader { inner: file, read: Rc::clone(&read) };
+    let mut reported = 0;
+    let mut archive = tar::Archive::new(xz2::read::XzDecoder::new(&mut reader));
     archive.set_preserve_permissions(true);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -166,9 +153,28 @@ fn unpack(tarball: &Path, dest: &Path) -> Result<()> {
             continue;
         }
         entry.unpack(dest.join(&rel)).with_context(|| format!("cannot unpack {}", rel.display()))?;
+        let done = read.get();
+        if done > reported + size / 100 {
+            reported = done;
+            pb.set(done, "");
+        }
     }
-    pb.finish_and_clear();
+    pb.finish();
     Ok(())
+}
+
+/// Counts the compressed bytes read, for the unpack progress.
+struct CountingReader<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
 }
 
 /// Where the work tree stands relative to `base` and `patches/`.
@@ -230,8 +236,7 @@ pub fn state(layout: &Layout) -> Result<TreeState> {
     let series = read_series(&layout.patches())?;
     let same = names.len() == series.len()
         && names.iter().zip(&series).all(|(n, p)| {
-            p.file_name().is_some_and(|f| f.to_string_lossy() == *n)
-                && fs::read(tmp.join(n)).ok() == fs::read(p).ok()
+            p.file_name().is_some_and(|f| f.to_string_lossy() == *n) && fs::read(tmp.join(n)).ok() == fs::read(p).ok()
         });
     let _ = fs::remove_dir_all(&tmp);
     if same {
@@ -313,12 +318,7 @@ fn apply_one(tree: &Path, patch: &Path, n: usize, total: usize, log: &Path) -> R
     let name = patch.file_name().unwrap_or_default().to_string_lossy().into_owned();
     // Check first: `git apply` names the file and the line of a failing
     // hunk; `git am -3` may still succeed through a three-way merge.
-    let check = Command::new("git")
-        .arg("-C")
-        .arg(tree)
-        .args(["apply", "--check", "--verbose"])
-        .arg(patch)
-        .output()?;
+    let check = Command::new("git").arg("-C").arg(tree).args(["apply", "--check", "--verbose"]).arg(patch).output()?;
     let check_text = String::from_utf8_lossy(&check.stderr).into_owned();
     let mut am = git(tree);
     am.args(["am", "-3", "--quiet"]).arg(patch);
@@ -386,8 +386,15 @@ pub fn failing_hunks(apply_stderr: &str, patch: &Path) -> Vec<FailedHunk> {
                 out.push(FailedHunk { file: file.to_string(), header: format!("at line {lno}"), body: String::new() });
             }
         } else if let Some(rest) = line.strip_prefix("error: ") {
-            if let Some(file) = rest.strip_suffix(": does not exist in index").or_else(|| rest.strip_suffix(": No such file or directory")) {
-                out.push(FailedHunk { file: file.to_string(), header: "(the file does not exist in the tree)".into(), body: String::new() });
+            if let Some(file) = rest
+                .strip_suffix(": does not exist in index")
+                .or_else(|| rest.strip_suffix(": No such file or directory"))
+            {
+                out.push(FailedHunk {
+                    file: file.to_string(),
+                    header: "(the file does not exist in the tree)".into(),
+                    body: String::new(),
+                });
             }
         }
     }
@@ -471,4 +478,3 @@ pub fn export(layout: &Layout) -> Result<Vec<String>> {
     fs::write(stamp_path(&tree), head(&tree)?)?;
     Ok(changed)
 }
-

@@ -47,7 +47,15 @@ fn commit(layout: &Layout, file: &str, content: &str, subject: &str) {
     let t = layout.tree();
     fs::write(t.join(file), content).unwrap();
     git(&t, &["add", "-A"]);
-    git(&t, &["commit", "-q", "-m", &format!("{subject}\n\nWhy this change.\n\nSigned-off-by: Test Author <author@example.org>")]);
+    git(
+        &t,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            &format!("{subject}\n\nWhy this change.\n\nSigned-off-by: Test Author <author@example.org>"),
+        ],
+    );
 }
 
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {

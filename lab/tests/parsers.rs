@@ -1,0 +1,133 @@
+//! The result parsers on serial logs recorded from real guest runs
+//! (`lab run --plan lab/tests/data/<case>.plan`; see lab/tests/data/README).
+//!
+//! KTAP is read by the kernel's own parser, so these tests need the tree
+//! (`make tree` creates it; `make test` does so first).
+
+use lab::layout::Layout;
+use lab::plan::Plan;
+use lab::report;
+use lab::results::{self, HostOutcome, KunitPy, Status, TestResult};
+use std::path::{Path, PathBuf};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// Analyses a recorded run: `<case>.plan`, `<case>/serial.log` and
+/// `<case>/outcome.json`.
+fn replay(case: &str) -> Vec<TestResult> {
+    let d = data();
+    let plan = Plan::load(&d.join(format!("{case}.plan"))).unwrap();
+    let log = String::from_utf8_lossy(&std::fs::read(d.join(case).join("serial.log")).unwrap()).into_owned();
+    let outcome: HostOutcome =
+        serde_json::from_str(&std::fs::read_to_string(d.join(case).join("outcome.json")).unwrap()).unwrap();
+    let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let ktap =
+        KunitPy::new(&layout.tree(), work.path()).expect("the kernel tree (for kunit.py): run `make tree` first");
+    results::analyse("rust", &log, &plan, &outcome, &ktap)
+}
+
+fn status(rows: &[TestResult], test: &str) -> Status {
+    rows.iter().find(|r| r.test == test).unwrap_or_else(|| panic!("no row {test} in {rows:#?}")).status
+}
+
+fn row<'a>(rows: &'a [TestResult], test: &str) -> &'a TestResult {
+    rows.iter().find(|r| r.test == test).unwrap()
+}
+
+#[test]
+fn a_passing_run() {
+    let rows = replay("pass");
+    let names: Vec<&str> = rows.iter().map(|r| r.test.as_str()).collect();
+    assert_eq!(names, ["boot", "kunit", "uffd-unit-tests", "uffd-stress-anon", "uffd-stress-shmem", "cow", "shutdown"]);
+    for r in &rows {
+        assert_eq!(r.status, Status::Pass, "{r:#?}");
+        assert!(r.splats.is_empty());
+    }
+    let uffd = row(&rows, "uffd-unit-tests");
+    assert!(uffd.cases.len() >= 60, "{}", uffd.cases.len());
+    assert!(uffd.cases.iter().all(|c| c.status != "FAIL"));
+    assert!(uffd.secs.unwrap() > 1.0);
+    let cow = row(&rows, "cow");
+    assert!(cow.cases.len() > 100, "cow's KTAP cases: {}", cow.cases.len());
+    assert!(cow.cases.iter().any(|c| c.status == "SKIP"), "cow's one `ok N # SKIP` line is read as a skip");
+    let kunit = row(&rows, "kunit");
+    assert!(kunit.cases.len() > 100, "{}", kunit.cases.len());
+    assert!(
+        kunit.cases.iter().any(|c| c.name.starts_with("rust_doctests_kernel.rust_doctest_kernel_")),
+        "{:?}",
+        kunit.cases[0]
+    );
+    let t = report::totals(&rows);
+    assert_eq!(report::closing_line(&t), "7 passed, 0 failed");
+}
+
+#[test]
+fn a_failing_run() {
+    let rows = replay("fail");
+    let map = row(&rows, "map_populate");
+    assert_eq!(map.status, Status::Fail);
+    assert!(map.detail.contains("bailed out: [FAIL]") && map.detail.contains("socketpair"), "{}", map.detail);
+    assert!(map.cases.iter().all(|c| c.status != "PASS" && !c.name.is_empty()), "{:?}", map.cases);
+    let big = row(&rows, "uffd-stress-4g");
+    assert_eq!(big.status, Status::Fail);
+    assert_eq!(big.detail, "exit 1");
+    assert_eq!(status(&rows, "uffd-stress-anon"), Status::Pass);
+    assert_eq!(status(&rows, "shutdown"), Status::Pass);
+    assert_eq!(report::totals(&rows).failed, 2);
+}
+
+#[test]
+fn a_skipping_run() {
+    let rows = replay("skip");
+    assert_eq!(status(&rows, "soft-dirty"), Status::Skip);
+    assert_eq!(status(&rows, "ksm_functional_tests"), Status::Skip);
+    assert_eq!(row(&rows, "soft-dirty").detail, "exit 4 (skipped): soft-dirty is not support");
+    assert!(row(&rows, "ksm_functional_tests").detail.contains("/sys/kernel/mm/ksm/run"));
+    let t = report::totals(&rows);
+    assert_eq!((t.failed, t.skipped), (0, 2));
+}
+
+#[test]
+fn an_oops() {
+    let rows = replay("oops");
+    assert_eq!(status(&rows, "uffd-stress-anon"), Status::Pass);
+    let crash = row(&rows, "sysrq-crash");
+    assert_eq!(crash.status, Status::Crash);
+    assert_eq!(crash.splats.len(), 1, "{:#?}", crash.splats);
+    assert!(crash.splats[0].excerpt.contains("sysrq"), "{}", crash.splats[0].excerpt);
+    assert!(crash.splats[0].excerpt.contains("Kernel panic"), "the excerpt runs to the panic");
+    assert_eq!(status(&rows, "cow"), Status::NotRun);
+    let end = row(&rows, "shutdown");
+    assert_eq!(end.status, Status::Fail);
+    assert!(end.detail.contains("no LAB: DONE") && end.detail.contains("panicked"), "{}", end.detail);
+    let table = report::table(&rows);
+    assert!(table.contains("--- rust sysrq-crash: kernel"), "{table}");
+    assert_eq!(report::totals(&rows).failed, 3);
+}
+
+#[test]
+fn a_hang() {
+    let rows = replay("hang");
+    assert_eq!(status(&rows, "uffd-stress-anon"), Status::Pass);
+    let stuck = row(&rows, "stuck");
+    assert_eq!(stuck.status, Status::Hang);
+    assert!(stuck.detail.contains("watchdog"), "{}", stuck.detail);
+    assert_eq!(status(&rows, "shutdown"), Status::Hang);
+    assert_eq!(report::totals(&rows).failed, 2);
+}
+
+#[test]
+fn a_log_cut_before_init_is_a_boot_failure() {
+    let plan = Plan::parse("cow ktap 600 cow\n", "p").unwrap();
+    let log = "Linux version 6.12.117\nKernel panic - not syncing: VFS: Unable to mount root fs\n---[ end Kernel panic ]---\n";
+    let work = tempfile::tempdir().unwrap();
+    let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+    let ktap = KunitPy::new(&layout.tree(), work.path()).expect("run `make tree` first");
+    let rows = results::analyse("c", log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
+    assert_eq!(status(&rows, "boot"), Status::Crash);
+    assert_eq!(status(&rows, "cow"), Status::NotRun);
+    assert_eq!(status(&rows, "shutdown"), Status::Fail);
+}
