@@ -129,7 +129,18 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<()> 
     let _ = fs::remove_file(&log);
     // The previous full build's step count estimates this one.
     let count_file = out.join(".lab-build-steps");
-    let estimate: u64 = stamp(&count_file).trim().parse().unwrap_or(2600);
+    let estimate: u64 = stamp(&count_file)
+        .trim()
+        .parse()
+        .ok()
+        .or_else(|| {
+            // Another variant's full build is a good guess for this one.
+            variants(layout)
+                .ok()?
+                .iter()
+                .find_map(|o| stamp(&layout.kbuild(o).join(".lab-build-steps")).trim().parse().ok())
+        })
+        .unwrap_or(1500);
     let mut pb = Progress::bar(
         &format!("build {}", v.name),
         estimate,
