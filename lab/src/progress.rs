@@ -12,6 +12,10 @@ pub struct Progress {
     label: String,
     /// Last tenth reported in plain mode.
     tenth: u64,
+    /// What `set` counts, for plain lines ("steps", "MiB").
+    unit: &'static str,
+    /// Divides positions for plain lines (bytes to MiB).
+    scale: u64,
 }
 
 impl Progress {
@@ -20,7 +24,7 @@ impl Progress {
         if !tty {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
-        Self { bar, tty, label: label.to_string(), tenth: 0 }
+        Self { bar, tty, label: label.to_string(), tenth: 0, unit: "steps", scale: 1 }
     }
 
     /// A bar of `len` steps (an estimate; it grows if exceeded).
@@ -29,6 +33,13 @@ impl Progress {
         bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
         bar.set_prefix(label.to_string());
         Self::new(bar, label)
+    }
+
+    /// Reports positions as bytes (in MiB on plain lines).
+    pub fn in_bytes(mut self) -> Self {
+        self.unit = "MiB";
+        self.scale = 1 << 20;
+        self
     }
 
     /// A spinner with a message.

@@ -86,6 +86,7 @@ pub fn ensure_base(layout: &Layout, tarball: &Path, version: &str) -> Result<()>
     }
     fs::create_dir_all(&tmp)?;
     unpack(tarball, &tmp)?;
+    let dropped_ignore = drop_debian_ignore_rule(&tmp.join(".gitignore"))?;
 
     let maintainer = cmd::output(Command::new("dpkg-query").args(["-W", "-f", "${Maintainer}", "linux-source-6.12"]))
         .unwrap_or_default();
@@ -100,7 +101,15 @@ pub fn ensure_base(layout: &Layout, tarball: &Path, version: &str) -> Result<()>
     cmd::output(git(&tmp).args(["config", "gc.auto", "0"]))?;
     cmd::output(git(&tmp).args(["add", "-A", "-f", "."]))?;
     let kver = kernel_version(&tmp).unwrap_or_else(|_| "6.12".into());
-    let msg = format!("Linux {kver}\n\nUnpacked from Debian's linux-source-6.12 {version} ({}).", tarball.display());
+    let mut msg =
+        format!("Linux {kver}\n\nUnpacked from Debian's linux-source-6.12 {version} ({}).", tarball.display());
+    if dropped_ignore {
+        msg.push_str(
+            "\n\nDebian's rule at the end of .gitignore that ignores every top-level\n\
+             path (meant for its packaging repository) is left out, so that new\n\
+             files show up in `git status` and `git add -A` as they do upstream.",
+        );
+    }
     cmd::output(
         git(&tmp)
             .args(["commit", "-q", "--no-verify", "-m", &msg])
@@ -116,6 +125,23 @@ pub fn ensure_base(layout: &Layout, tarball: &Path, version: &str) -> Result<()>
     fs::rename(&tmp, &tree)?;
     eprintln!("lab: base tree at {} (Linux {kver}, Debian {version})", tree.display());
     Ok(())
+}
+
+/// The block Debian appends to the top-level .gitignore.
+const DEBIAN_IGNORE_ALL: &str = "\n#\n# Debian packaging: ignore everything at the top level, since it isn't\n\
+# included in our repository\n#\n/*\n!/debian/\n";
+
+/// Removes Debian's ignore-everything rule from `.gitignore`; returns
+/// whether it was there.
+pub fn drop_debian_ignore_rule(gitignore: &Path) -> Result<bool> {
+    let Ok(text) = fs::read_to_string(gitignore) else { return Ok(false) };
+    match text.strip_suffix(DEBIAN_IGNORE_ALL) {
+        Some(upstream) => {
+            fs::write(gitignore, upstream)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 fn split_ident(s: &str) -> Option<(&str, &str)> {
@@ -139,7 +165,8 @@ fn unpack(tarball: &Path, dest: &Path) -> Result<()> {
     let file = fs::File::open(tarball).with_context(|| format!("cannot open {}", tarball.display()))?;
     let size = file.metadata()?.len();
     let name = tarball.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    let mut pb = Progress::bar(&format!("unpack {name}"), size, "{prefix} {bar:30} {bytes}/{total_bytes} [{elapsed}]");
+    let mut pb = Progress::bar(&format!("unpack {name}"), size, "{prefix} {bar:30} {bytes}/{total_bytes} [{elapsed}]")
+        .in_bytes();
     let read = Rc::new(Cell::new(0u64));
     let mut reader = CountingReader { inner: file, read: Rc::clone(&read) };
     let mut reported = 0;
@@ -477,4 +504,32 @@ pub fn export(layout: &Layout) -> Result<Vec<String>> {
     let _ = fs::remove_dir_all(&tmp);
     fs::write(stamp_path(&tree), head(&tree)?)?;
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debians_ignore_all_rule_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let gi = dir.path().join(".gitignore");
+        let upstream = "*.o\n\n# Rust analyzer configuration\n/rust-project.json\n";
+        fs::write(&gi, format!("{upstream}{DEBIAN_IGNORE_ALL}")).unwrap();
+        assert!(drop_debian_ignore_rule(&gi).unwrap());
+        assert_eq!(fs::read_to_string(&gi).unwrap(), upstream);
+        // Upstream's own file is left alone.
+        assert!(!drop_debian_ignore_rule(&gi).unwrap());
+        assert_eq!(fs::read_to_string(&gi).unwrap(), upstream);
+    }
+
+    #[test]
+    fn hunks_are_found_by_file_and_line() {
+        let patch = "diff --git a/mm/a.c b/mm/a.c\n--- a/mm/a.c\n+++ b/mm/a.c\n@@ -3,2 +3,2 @@ f\n x\n-y\n+z\n\
+                     diff --git a/mm/b.c b/mm/b.c\n--- a/mm/b.c\n+++ b/mm/b.c\n@@ -3,2 +3,2 @@ g\n p\n-q\n+r\n";
+        let (header, body) = find_hunk(patch, "mm/b.c", 3).unwrap();
+        assert_eq!(header, "@@ -3,2 +3,2 @@ g");
+        assert_eq!(body, " p\n-q\n+r\n");
+        assert!(find_hunk(patch, "mm/b.c", 4).is_none());
+    }
 }
