@@ -2,6 +2,7 @@
 //! variant under QEMU and runs the mm selftests in the guest.
 
 pub mod build;
+pub mod callpath;
 pub mod cmd;
 pub mod initramfs;
 pub mod kconfig;

@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::build::{self, Variant};
+use crate::callpath;
 use crate::layout::Layout;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::qemu::{self, Event, Machine, Watchdog};
 use crate::report;
-use crate::results::{self, HostOutcome, KunitPy, TestResult};
+use crate::results::{self, HostOutcome, KunitPy, Status, TestResult};
 use crate::setup::{self, Toolchain};
 use crate::tree;
 
@@ -83,6 +84,29 @@ pub fn boot(
     Ok((rows, outcome))
 }
 
+/// The `call-path` row: whether the built kernel calls the Rust or the C
+/// implementation, as its option says (see config/call-path).
+pub fn call_path(layout: &Layout, variant: &str) -> Result<Option<TestResult>> {
+    let file = layout.config().join("call-path");
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let cp = callpath::CallPath::parse(&std::fs::read_to_string(&file)?, &file.display().to_string())?;
+    let (status, detail) = match callpath::check(&layout.kbuild(variant), &cp) {
+        Ok(found) => (Status::Pass, found),
+        Err(e) => (Status::Fail, format!("{e:#}")),
+    };
+    Ok(Some(TestResult {
+        variant: variant.to_string(),
+        test: "call-path".into(),
+        status,
+        secs: None,
+        detail,
+        cases: Vec::new(),
+        splats: Vec::new(),
+    }))
+}
+
 /// A new folder for this invocation's results, and `runs/latest` pointing
 /// at it.
 pub fn new_run_dir(layout: &Layout) -> Result<PathBuf> {
@@ -105,6 +129,9 @@ pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>, wd: &
     let dir = new_run_dir(layout)?;
     let mut rows = Vec::new();
     for v in variants {
+        if let Some(r) = call_path(layout, v)? {
+            rows.push(r);
+        }
         let (r, _) = boot(layout, &tc, v, &plan, &dir.join(v), wd)?;
         rows.extend(r);
     }
