@@ -4,6 +4,9 @@
 //!
 //! `config/call-path` names the option and, for each symbol, the object
 //! that must define it (the Rust one) and the C objects that must call it.
+//! With the option on, that object must be linked, define the symbol, and
+//! the callers must have relocations to it; with it off, the object must
+//! not be linked (the C definition serves).
 
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
@@ -72,6 +75,26 @@ fn load(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// Whether kbuild linked `object` (a path relative to the build folder)
+/// into vmlinux: it is a member of its folder's thin `built-in.a`, which
+/// kbuild rewrites on every build (a stale object file does not count).
+fn linked(kbuild: &Path, object: &str) -> Result<bool> {
+    let rel = Path::new(object);
+    let archive = kbuild.join(rel.parent().unwrap_or(Path::new(""))).join("built-in.a");
+    let data = load(&archive)?;
+    let ar = object::read::archive::ArchiveFile::parse(&*data)
+        .with_context(|| format!("cannot parse {}", archive.display()))?;
+    // Members are named relative to the archive's folder.
+    let want = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    for member in ar.members() {
+        let member = member?;
+        if std::str::from_utf8(member.name()).unwrap_or("").trim_end_matches('/') == want {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Checks one built kernel; returns what was found, or what is wrong.
 pub fn check(kbuild: &Path, cp: &CallPath) -> Result<String> {
     let config = std::fs::read_to_string(kbuild.join(".config"))?;
@@ -81,14 +104,18 @@ pub fn check(kbuild: &Path, cp: &CallPath) -> Result<String> {
     let mut problems = Vec::new();
     let mut calls = 0;
     for e in &cp.expects {
-        let global = defines(&vmlinux, &e.symbol);
+        let is_linked = linked(kbuild, &e.defined_by)?;
         if !on {
-            if global {
-                problems.push(format!("{} is a global in vmlinux although {} is off", e.symbol, cp.option));
+            // The C definition (a real function or a static inline) is used.
+            if is_linked {
+                problems.push(format!("{} is linked although {} is off", e.defined_by, cp.option));
             }
             continue;
         }
-        if !global {
+        if !is_linked {
+            problems.push(format!("{} is not linked into vmlinux", e.defined_by));
+        }
+        if !defines(&vmlinux, &e.symbol) {
             problems.push(format!("vmlinux does not define {} globally", e.symbol));
         }
         let def_data = load(&kbuild.join(&e.defined_by))?;
@@ -111,7 +138,7 @@ pub fn check(kbuild: &Path, cp: &CallPath) -> Result<String> {
     Ok(if on {
         format!("{} Rust symbols in vmlinux, {calls} calls from C", cp.expects.len())
     } else {
-        format!("{} off: no Rust symbol in vmlinux", cp.option)
+        format!("{} off: the Rust objects are not linked", cp.option)
     })
 }
 

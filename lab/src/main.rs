@@ -51,6 +51,9 @@ enum Cmd {
     },
     /// What CI checks: every variant with the full plan.
     Test,
+    /// Check, on built kernels, that C calls the Rust code exactly when the
+    /// series' option is on (config/call-path).
+    CallPath { variants: Vec<String> },
     /// List the kernel variants config/ defines.
     Variants,
 }
@@ -118,6 +121,17 @@ fn real_main() -> Result<bool> {
         Cmd::Test => {
             let variants = build::variants(&layout)?;
             return pipeline::run(&layout, &variants, None, &Watchdog::default());
+        }
+        Cmd::CallPath { variants } => {
+            let variants = if variants.is_empty() { build::variants(&layout)? } else { variants };
+            let mut ok = true;
+            for v in &variants {
+                if let Some(r) = pipeline::call_path(&layout, v)? {
+                    println!("{v}: {} {}", r.status.label(), r.detail);
+                    ok &= !r.status.failed();
+                }
+            }
+            return Ok(ok);
         }
         Cmd::Variants => {
             for v in build::variants(&layout)? {
