@@ -4,6 +4,7 @@
 pub mod build;
 pub mod callpath;
 pub mod cmd;
+pub mod compilefail;
 pub mod initramfs;
 pub mod kconfig;
 pub mod layout;

@@ -54,6 +54,9 @@ enum Cmd {
     /// Check, on built kernels, that C calls the Rust code exactly when the
     /// series' option is on (config/call-path).
     CallPath { variants: Vec<String> },
+    /// Check that the programs of checks/compile-fail are rejected by the
+    /// compiler with the errors they expect.
+    CompileFail { variants: Vec<String> },
     /// List the kernel variants config/ defines.
     Variants,
 }
@@ -127,6 +130,17 @@ fn real_main() -> Result<bool> {
             let mut ok = true;
             for v in &variants {
                 if let Some(r) = pipeline::call_path(&layout, v)? {
+                    println!("{v}: {} {}", r.status.label(), r.detail);
+                    ok &= !r.status.failed();
+                }
+            }
+            return Ok(ok);
+        }
+        Cmd::CompileFail { variants } => {
+            let variants = if variants.is_empty() { build::variants(&layout)? } else { variants };
+            let mut ok = true;
+            for v in &variants {
+                if let Some(r) = pipeline::compile_fail(&layout, v)? {
                     println!("{v}: {} {}", r.status.label(), r.detail);
                     ok &= !r.status.failed();
                 }

@@ -107,6 +107,31 @@ pub fn call_path(layout: &Layout, variant: &str) -> Result<Option<TestResult>> {
     }))
 }
 
+/// The `compile-fail` row: the programs of checks/compile-fail must fail
+/// to compile with their expected error (only where the kernel has the
+/// series' Rust object, whose rustc command serves as the template).
+pub fn compile_fail(layout: &Layout, variant: &str) -> Result<Option<TestResult>> {
+    let dir = layout.repo.join("checks/compile-fail");
+    let kbuild = layout.kbuild(variant);
+    if !dir.is_dir() || !kbuild.join("mm/.fault_lock.o.cmd").is_file() {
+        return Ok(None);
+    }
+    let work = layout.build.join("compile-fail").join(variant);
+    let (status, detail) = match crate::compilefail::check(&kbuild, &layout.tree(), &dir, &work) {
+        Ok(found) => (Status::Pass, format!("rejected as expected: {}", found.join(", "))),
+        Err(e) => (Status::Fail, format!("{e:#}")),
+    };
+    Ok(Some(TestResult {
+        variant: variant.to_string(),
+        test: "compile-fail".into(),
+        status,
+        secs: None,
+        detail,
+        cases: Vec::new(),
+        splats: Vec::new(),
+    }))
+}
+
 /// A new folder for this invocation's results, and `runs/latest` pointing
 /// at it.
 pub fn new_run_dir(layout: &Layout) -> Result<PathBuf> {
@@ -130,6 +155,9 @@ pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>, wd: &
     let mut rows = Vec::new();
     for v in variants {
         if let Some(r) = call_path(layout, v)? {
+            rows.push(r);
+        }
+        if let Some(r) = compile_fail(layout, v)? {
             rows.push(r);
         }
         let (r, _) = boot(layout, &tc, v, &plan, &dir.join(v), wd)?;
