@@ -71,9 +71,12 @@ impl Progress {
             if tenth > self.tenth {
                 self.tenth = tenth;
                 eprintln!(
-                    "lab: {}: {}% ({pos}/{len} steps, {}s)",
+                    "lab: {}: {}% ({}/{} {}, {}s)",
                     self.label,
                     tenth * 10,
+                    pos / self.scale,
+                    len / self.scale,
+                    self.unit,
                     self.bar.elapsed().as_secs()
                 );
             }
