@@ -72,6 +72,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a check on built kernels (no guest) for `variants` (default: all)
+/// and prints its row for each; returns whether all passed.
+fn static_check(
+    layout: &Layout,
+    variants: Vec<String>,
+    check: fn(&Layout, &str) -> Result<Option<lab::results::TestResult>>,
+) -> Result<bool> {
+    let variants = if variants.is_empty() { build::variants(layout)? } else { variants };
+    let mut ok = true;
+    for v in &variants {
+        if let Some(r) = check(layout, v)? {
+            println!("{v}: {} {}", r.status.label(), r.detail);
+            ok &= !r.status.failed();
+        }
+    }
+    Ok(ok)
+}
+
 fn real_main() -> Result<bool> {
     let cli = Cli::parse();
     let layout = Layout::discover()?;
@@ -125,28 +143,8 @@ fn real_main() -> Result<bool> {
             let variants = build::variants(&layout)?;
             return pipeline::run(&layout, &variants, None, &Watchdog::default());
         }
-        Cmd::CallPath { variants } => {
-            let variants = if variants.is_empty() { build::variants(&layout)? } else { variants };
-            let mut ok = true;
-            for v in &variants {
-                if let Some(r) = pipeline::call_path(&layout, v)? {
-                    println!("{v}: {} {}", r.status.label(), r.detail);
-                    ok &= !r.status.failed();
-                }
-            }
-            return Ok(ok);
-        }
-        Cmd::CompileFail { variants } => {
-            let variants = if variants.is_empty() { build::variants(&layout)? } else { variants };
-            let mut ok = true;
-            for v in &variants {
-                if let Some(r) = pipeline::compile_fail(&layout, v)? {
-                    println!("{v}: {} {}", r.status.label(), r.detail);
-                    ok &= !r.status.failed();
-                }
-            }
-            return Ok(ok);
-        }
+        Cmd::CallPath { variants } => return static_check(&layout, variants, pipeline::call_path),
+        Cmd::CompileFail { variants } => return static_check(&layout, variants, pipeline::compile_fail),
         Cmd::Variants => {
             for v in build::variants(&layout)? {
                 println!("{v}");

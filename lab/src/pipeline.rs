@@ -96,15 +96,7 @@ pub fn call_path(layout: &Layout, variant: &str) -> Result<Option<TestResult>> {
         Ok(found) => (Status::Pass, found),
         Err(e) => (Status::Fail, format!("{e:#}")),
     };
-    Ok(Some(TestResult {
-        variant: variant.to_string(),
-        test: "call-path".into(),
-        status,
-        secs: None,
-        detail,
-        cases: Vec::new(),
-        splats: Vec::new(),
-    }))
+    Ok(Some(TestResult::new(variant, "call-path", status, detail)))
 }
 
 /// The `compile-fail` row: the programs of checks/compile-fail must fail
@@ -121,15 +113,7 @@ pub fn compile_fail(layout: &Layout, variant: &str) -> Result<Option<TestResult>
         Ok(found) => (Status::Pass, format!("rejected as expected: {}", found.join(", "))),
         Err(e) => (Status::Fail, format!("{e:#}")),
     };
-    Ok(Some(TestResult {
-        variant: variant.to_string(),
-        test: "compile-fail".into(),
-        status,
-        secs: None,
-        detail,
-        cases: Vec::new(),
-        splats: Vec::new(),
-    }))
+    Ok(Some(TestResult::new(variant, "compile-fail", status, detail)))
 }
 
 /// A new folder for this invocation's results, and `runs/latest` pointing

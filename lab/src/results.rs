@@ -83,6 +83,21 @@ pub struct TestResult {
     pub splats: Vec<Splat>,
 }
 
+impl TestResult {
+    /// A row with no time, cases or splats yet.
+    pub fn new(variant: &str, test: &str, status: Status, detail: String) -> Self {
+        Self {
+            variant: variant.into(),
+            test: test.into(),
+            status,
+            secs: None,
+            detail,
+            cases: Vec::new(),
+            splats: Vec::new(),
+        }
+    }
+}
+
 /// How the QEMU process ended, as the host saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum HostOutcome {
@@ -320,27 +335,19 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
     let before_tests = |line: usize| sections.first().is_none_or(|s| line < s.first_line);
     let panicked = lines.iter().any(|l| l.contains("Kernel panic - not syncing"));
 
-    let row = |test: &str, status: Status, secs: Option<f64>, detail: String| TestResult {
-        variant: variant.to_string(),
-        test: test.to_string(),
-        status,
-        secs,
-        detail,
-        cases: Vec::new(),
-        splats: Vec::new(),
-    };
+    let row = |test: &str, status: Status, detail: String| TestResult::new(variant, test, status, detail);
     let mut rows = Vec::new();
 
     // boot: the kernel reached init, with no report on the way.
     let mut r = if started {
-        row("boot", Status::Pass, None, "init started".into())
+        row("boot", Status::Pass, "init started".into())
     } else {
         match outcome {
             HostOutcome::TimedOut { secs, .. } => {
-                row("boot", Status::Hang, None, format!("init never started; no output for {secs}s"))
+                row("boot", Status::Hang, format!("init never started; no output for {secs}s"))
             }
             HostOutcome::Exited { code } => {
-                row("boot", Status::Fail, None, format!("guest ended before init started (QEMU exit {code:?})"))
+                row("boot", Status::Fail, format!("guest ended before init started (QEMU exit {code:?})"))
             }
         }
     };
@@ -355,7 +362,7 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
     }
     // The kernel's own KUnit suites (Rust doctests among them) run at boot.
     if boot.lines.iter().any(|l| l.contains("KTAP version 1")) {
-        let mut k = row("kunit", Status::Pass, None, String::new());
+        let mut k = row("kunit", Status::Pass, String::new());
         match ktap.parse(&format!("{variant}-kunit"), &boot.lines.join("\n")) {
             Ok(cases) => judge_cases(&mut k, cases, 0),
             Err(e) => {
@@ -371,11 +378,11 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
 
     for test in &plan.tests {
         let Some(idx) = sections.iter().position(|s| s.name == test.name) else {
-            rows.push(row(&test.name, Status::NotRun, None, "the guest ended before this test".into()));
+            rows.push(row(&test.name, Status::NotRun, "the guest ended before this test".into()));
             continue;
         };
         let s = &sections[idx];
-        let mut r = row(&test.name, Status::Pass, None, String::new());
+        let mut r = row(&test.name, Status::Pass, String::new());
         r.splats = splats.iter().filter(|sp| owner(sp.line) == Some(idx)).cloned().collect();
         match s.end {
             None => {
@@ -406,7 +413,7 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
 
     // shutdown: the sentinel arrived and no report followed it.
     let mut r = if done {
-        row("shutdown", Status::Pass, None, "LAB: DONE seen".into())
+        row("shutdown", Status::Pass, "LAB: DONE seen".into())
     } else {
         let why = match outcome {
             HostOutcome::TimedOut { phase, secs } => {
@@ -418,7 +425,7 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
             HostOutcome::Exited { code } => format!("no LAB: DONE; QEMU exited {code:?}"),
         };
         let st = if matches!(outcome, HostOutcome::TimedOut { .. }) { Status::Hang } else { Status::Fail };
-        row("shutdown", st, None, why)
+        row("shutdown", st, why)
     };
     // Reports between tests or after the last one.
     let after: Vec<Splat> =

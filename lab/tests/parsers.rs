@@ -14,6 +14,15 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
+/// The kernel's KTAP parser from the lab's tree, and its scratch folder.
+fn kunit_py() -> (tempfile::TempDir, KunitPy) {
+    let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let ktap =
+        KunitPy::new(&layout.tree(), work.path()).expect("the kernel tree (for kunit.py): run `make tree` first");
+    (work, ktap)
+}
+
 /// Analyses a recorded run: `<case>.plan`, `<case>/serial.log` and
 /// `<case>/outcome.json`.
 fn replay(case: &str) -> Vec<TestResult> {
@@ -22,10 +31,7 @@ fn replay(case: &str) -> Vec<TestResult> {
     let log = String::from_utf8_lossy(&std::fs::read(d.join(case).join("serial.log")).unwrap()).into_owned();
     let outcome: HostOutcome =
         serde_json::from_str(&std::fs::read_to_string(d.join(case).join("outcome.json")).unwrap()).unwrap();
-    let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-    let work = tempfile::tempdir().unwrap();
-    let ktap =
-        KunitPy::new(&layout.tree(), work.path()).expect("the kernel tree (for kunit.py): run `make tree` first");
+    let (_work, ktap) = kunit_py();
     results::analyse("rust", &log, &plan, &outcome, &ktap)
 }
 
@@ -127,9 +133,7 @@ fn a_hang() {
 fn a_log_cut_before_init_is_a_boot_failure() {
     let plan = Plan::parse("cow ktap 600 cow\n", "p").unwrap();
     let log = "Linux version 6.12.117\nKernel panic - not syncing: VFS: Unable to mount root fs\n---[ end Kernel panic ]---\n";
-    let work = tempfile::tempdir().unwrap();
-    let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-    let ktap = KunitPy::new(&layout.tree(), work.path()).expect("run `make tree` first");
+    let (_work, ktap) = kunit_py();
     let rows = results::analyse("c", log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
     assert_eq!(status(&rows, "boot"), Status::Crash);
     assert_eq!(status(&rows, "cow"), Status::NotRun);
