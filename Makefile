@@ -7,18 +7,25 @@ LAB := $(CARGO_TARGET_DIR)/release/lab
 
 VARIANT ?= rust
 
-.PHONY: run test tree export apply lab lab-test clean-build
+.PHONY: run test check tree export apply lab lab-test clean-build
 
 # series -> kernel -> boot -> mm selftests -> report, for $(VARIANT).
 run: lab
 	$(LAB) run $(foreach v,$(VARIANT),--variant $(v))
 
-# Everything CI checks: the lab's own tests, then every kernel variant.
+# Everything CI checks: the lab's own tests, the per-patch checks (whose last
+# step leaves the test kernels built), then every kernel variant.
 test: lab
 	$(LAB) setup
 	$(LAB) tree > /dev/null
 	$(MAKE) lab-test
+	$(LAB) check
 	$(LAB) test
+
+# Every per-patch check (checkpatch, get_maintainer, rustfmt, builds with the
+# option off and on with clippy, rustdoc) and the tip on arm64, powerpc, s390.
+check: lab
+	$(LAB) check
 
 lab-test:
 	$(CARGO) test --release --locked --workspace

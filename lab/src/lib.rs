@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod callpath;
+pub mod check;
 pub mod cmd;
 pub mod compilefail;
 pub mod initramfs;

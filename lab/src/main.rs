@@ -57,6 +57,10 @@ enum Cmd {
     /// Check that the programs of checks/compile-fail are rejected by the
     /// compiler with the errors they expect.
     CompileFail { variants: Vec<String> },
+    /// Check each patch (checkpatch, get_maintainer, rustfmt, builds with
+    /// the option off and on, rustdoc) and the tip on arm64 (build) and
+    /// powerpc, s390, riscv, arm (fault.o); print a patch x check table.
+    Check,
     /// List the kernel variants config/ defines.
     Variants,
 }
@@ -145,6 +149,10 @@ fn real_main() -> Result<bool> {
         }
         Cmd::CallPath { variants } => return static_check(&layout, variants, pipeline::call_path),
         Cmd::CompileFail { variants } => return static_check(&layout, variants, pipeline::compile_fail),
+        Cmd::Check => {
+            let tc = pipeline::prepare(&layout)?;
+            return lab::check::run(&layout, &tc);
+        }
         Cmd::Variants => {
             for v in build::variants(&layout)? {
                 println!("{v}");

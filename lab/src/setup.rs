@@ -37,6 +37,17 @@ pub const PACKAGES: &[&str] = &[
     "git",
     "perl",
     "python3",
+    // checkpatch.pl's SPDX check (scripts/spdxcheck.py).
+    "python3-ply",
+    "python3-git",
+    // Reuses C objects between the builds of `make check`.
+    "ccache",
+    // `make check` compiles arch/s390/mm/fault.c: Linux 6.12 needs clang 15
+    // or newer for s390, and ld.lld cannot link its vDSO.
+    "clang-16",
+    "lld-16",
+    "llvm-16",
+    "binutils-s390x-linux-gnu",
 ];
 
 /// The bindgen release the lab builds with (installed from crates.io).
@@ -54,6 +65,10 @@ pub struct Toolchain {
     pub rustc: PathBuf,
     pub rustdoc: PathBuf,
     pub clippy_driver: PathBuf,
+    pub ccache: PathBuf,
+    /// The folder of the libclang that matches `clang` (bindgen would pick
+    /// the newest one installed, clang-16's for the s390 check).
+    pub libclang_dir: PathBuf,
     pub bindgen: PathBuf,
     pub qemu: PathBuf,
     pub qboot: PathBuf,
@@ -239,9 +254,17 @@ pub fn ensure(logs: &Path) -> Result<Toolchain> {
         ("python3", "python3"),
         ("perl", "perl"),
         ("cc", "gcc"),
+        ("s390x-linux-gnu-ld", "binutils-s390x-linux-gnu"),
+        ("clang-16", "clang-16"),
     ] {
         find_tool(tool, pkg)?;
     }
+    let ccache = find_tool("ccache", "ccache")?;
+    let llvm_root = clang.canonicalize()?.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let libclang_dir = llvm_root
+        .map(|r| r.join("lib"))
+        .filter(|d| d.join("libclang.so").exists() || d.join(format!("libclang-{cmaj}.so")).exists())
+        .ok_or_else(|| anyhow!("no libclang next to {}: install libclang-dev", clang.display()))?;
     let bindgen = ensure_bindgen(&logs.join("setup-bindgen.log"))?;
     let qemu = find_tool("qemu-system-x86_64", "qemu-system-x86")?;
     let qboot = require_file(Path::new("/usr/share/qemu/qboot.rom"), "qemu-system-data")?;
@@ -255,6 +278,8 @@ pub fn ensure(logs: &Path) -> Result<Toolchain> {
         rustc,
         rustdoc,
         clippy_driver,
+        ccache,
+        libclang_dir,
         bindgen,
         qemu,
         qboot,

@@ -1,0 +1,526 @@
+//! `make check`: what a maintainer or a build bot checks on each patch of
+//! the series, and on the series as a whole for other architectures.
+//!
+//! For each commit after `base` the work tree is checked out (detached) and
+//! gets checkpatch --strict, get_maintainer.pl, `make rustfmtcheck` (when
+//! the patch touches Rust), a build of the `c` and the `rust` variant (the
+//! series' option off and on; CLIPPY=1, and any compiler warning is red)
+//! and `make rustdoc` (when it touches rust/). The builds use the same
+//! folders as `make test`, so the last one leaves its kernels built, and
+//! ccache makes a second walk cheap. Then, on the tip of the series: an
+//! arm64 build with the option on, and `arch/<arch>/mm/fault.o` of
+//! powerpc, s390, riscv and arm, the other users of the shared fault tail.
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use crate::build::{self, Variant};
+use crate::cmd;
+use crate::layout::Layout;
+use crate::results::Status;
+use crate::setup::Toolchain;
+use crate::tree::{self, git};
+
+/// One cell of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    pub check: String,
+    pub status: Status,
+    /// A short explanation; the log has the rest.
+    pub detail: String,
+    pub log: Option<PathBuf>,
+    pub secs: f64,
+}
+
+/// One row: a patch of the series, or the series as a whole.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// `01`..`NN`, or `series`.
+    pub name: String,
+    pub subject: String,
+    pub cells: Vec<Cell>,
+}
+
+/// The per-patch checks, in table order.
+pub const PATCH_CHECKS: &[&str] = &["checkpatch", "maintainers", "rustfmt", "build-c", "build-rust", "rustdoc"];
+
+/// checkpatch.pl's closing count.
+static CHECKPATCH_TOTAL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"total: (\d+) errors, (\d+) warnings, (\d+) checks").expect("valid regex"));
+
+/// Reads checkpatch.pl's output: `(errors, warnings, checks)` and the
+/// first line of each message.
+pub fn parse_checkpatch(out: &str) -> Option<((u32, u32, u32), Vec<String>)> {
+    let c = CHECKPATCH_TOTAL.captures(out)?;
+    let n = |i: usize| c[i].parse().unwrap_or(u32::MAX);
+    let msgs = out
+        .lines()
+        .filter(|l| l.starts_with("ERROR:") || l.starts_with("WARNING:") || l.starts_with("CHECK:"))
+        .map(str::to_string)
+        .collect();
+    Some(((n(1), n(2), n(3)), msgs))
+}
+
+/// get_maintainer.pl's answer for one patch, split the way `git send-email`
+/// uses it: maintainers and reviewers go in To, lists and others in Cc.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Recipients {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+}
+
+/// Reads `get_maintainer.pl` output with role statistics ("Name <a@b>
+/// (maintainer:SECTION)", "list@x (open list:SECTION)").
+pub fn parse_maintainers(out: &str) -> Recipients {
+    let mut r = Recipients::default();
+    for line in out.lines().map(str::trim).filter(|l| l.contains('@')) {
+        let (addr, role) = match line.find(" (") {
+            Some(i) => (&line[..i], &line[i + 2..]),
+            None => (line, ""),
+        };
+        if ["maintainer:", "supporter:", "reviewer:"].iter().any(|r| role.starts_with(r)) {
+            r.to.push(addr.to_string());
+        } else {
+            r.cc.push(addr.to_string());
+        }
+    }
+    r
+}
+
+/// Files a commit changes.
+fn changed_files(tree: &Path, commit: &str) -> Result<Vec<String>> {
+    let out = cmd::output(git(tree).args(["diff-tree", "--no-commit-id", "--name-only", "-r", commit]))?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
+/// Runs `c` with its output in `log`; returns whether it succeeded and its
+/// output.
+fn run_to_log(c: &mut Command, log: &Path) -> Result<(bool, String)> {
+    let out = c.stdin(Stdio::null()).output().with_context(|| format!("cannot start `{}`", cmd::describe(c)))?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    fs::write(log, format!("$ {}\n{text}# exit: {}\n", cmd::describe(c), out.status))?;
+    Ok((out.status.success(), text))
+}
+
+/// A cell from a check's outcome, timed from `start`.
+fn cell(check: &str, status: Status, detail: String, log: Option<PathBuf>, start: Instant) -> Cell {
+    Cell { check: check.into(), status, detail, log, secs: start.elapsed().as_secs_f64() }
+}
+
+fn not_applicable(check: &str, why: &str) -> Cell {
+    Cell { check: check.into(), status: Status::Skip, detail: why.into(), log: None, secs: 0.0 }
+}
+
+/// A cell for a kernel build: red on failure or on any warning.
+fn build_cell(check: &str, res: Result<build::Built>, start: Instant) -> Cell {
+    match res {
+        Ok(b) if b.warnings.is_empty() => cell(check, Status::Pass, format!("{} steps", b.steps), None, start),
+        Ok(b) => {
+            cell(check, Status::Fail, format!("{} warnings, first: {}", b.warnings.len(), b.warnings[0]), None, start)
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let first = msg.lines().find(|l| cmd::looks_like_error(l)).unwrap_or("build failed").trim().to_string();
+            cell(check, Status::Fail, first, None, start)
+        }
+    }
+}
+
+/// The work tree's branch, restored when the walk ends, however it ends.
+struct Restore {
+    tree: PathBuf,
+    branch: String,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let ok = git(&self.tree).args(["checkout", "-q", &self.branch]).status().is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!(
+                "lab: could not return {} to branch {}: run `git -C {} checkout {}`",
+                self.tree.display(),
+                self.branch,
+                self.tree.display(),
+                self.branch
+            );
+        }
+    }
+}
+
+/// Set by SIGINT or SIGTERM during the walk.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Catches SIGINT and SIGTERM so that the walk stops at the next step and
+/// the work tree goes back to its branch. A handler (not SIG_IGN) is reset
+/// in the children, so make and the compilers still stop at once.
+fn catch_interrupts() {
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `on_signal` only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+    }
+}
+
+/// Runs every check; prints the table and returns whether all passed.
+pub fn run(layout: &Layout, tc: &Toolchain) -> Result<bool> {
+    let tree = layout.tree();
+    let dirty = cmd::output(git(&tree).args(["status", "--porcelain", "--untracked-files=no"]))?;
+    if !dirty.trim().is_empty() {
+        bail!(
+            "{} has uncommitted changes:\n{dirty}make check checks out each commit of the series there; \
+             commit the changes (then `make export`) or stash them, and run it again",
+            tree.display()
+        );
+    }
+    let branch = cmd::output(git(&tree).args(["symbolic-ref", "--short", "HEAD"]))
+        .context("the work tree is not on a branch (an interrupted `make check`?): check out `main` first")?
+        .trim()
+        .to_string();
+    let commits: Vec<String> =
+        cmd::output(git(&tree).args(["rev-list", "--reverse", &format!("{}..HEAD", tree::BASE_TAG)]))?
+            .lines()
+            .map(str::to_string)
+            .collect();
+    let dir = layout.build.join("check");
+    let logs = dir.join("logs");
+    let mail = dir.join("mail");
+    for d in [&logs, &mail] {
+        let _ = fs::remove_dir_all(d);
+        fs::create_dir_all(d)?;
+    }
+    let mut rows = Vec::new();
+    {
+        let _restore = Restore { tree: tree.clone(), branch: branch.clone() };
+        catch_interrupts();
+        for (i, commit) in commits.iter().enumerate() {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                bail!("interrupted; {} is back on {branch}", tree.display());
+            }
+            let name = format!("{:02}", i + 1);
+            let subject = cmd::output(git(&tree).args(["log", "-1", "--format=%s", commit]))?.trim().to_string();
+            eprintln!("lab: check {name}/{:02}: {subject}", commits.len());
+            cmd::output(git(&tree).args(["checkout", "-q", "--detach", commit]))?;
+            let cells = check_patch(layout, tc, commit, &name, &logs, &mail)?;
+            rows.push(Row { name, subject, cells });
+        }
+    }
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted; {} is back on {branch}", tree.display());
+    }
+    eprintln!("lab: check series: other architectures");
+    rows.push(Row {
+        name: "series".into(),
+        subject: "the tip on other architectures".into(),
+        cells: check_arches(layout, tc, &logs)?,
+    });
+    let text = table(&rows);
+    print!("{text}");
+    fs::write(dir.join("results.json"), serde_json::to_string_pretty(&rows)?)?;
+    let failed = rows.iter().flat_map(|r| &r.cells).filter(|c| c.status.failed()).count();
+    println!("logs: {}", logs.display());
+    if failed == 0 {
+        println!("make check: every cell passed");
+    } else {
+        println!("make check: {failed} red cells");
+    }
+    Ok(failed == 0)
+}
+
+/// The checks of one commit, checked out in the work tree.
+fn check_patch(
+    layout: &Layout,
+    tc: &Toolchain,
+    commit: &str,
+    name: &str,
+    logs: &Path,
+    mail: &Path,
+) -> Result<Vec<Cell>> {
+    let tree = layout.tree();
+    let files = changed_files(&tree, commit)?;
+    let mut cells = Vec::new();
+
+    let patch = mail.join(format!("{name}.patch"));
+    fs::write(&patch, cmd::output(git(&tree).args(["format-patch", "-1", "--stdout", commit]))?)?;
+
+    let start = Instant::now();
+    let log = logs.join(format!("{name}-checkpatch.log"));
+    let mut c = Command::new(tree.join("scripts/checkpatch.pl"));
+    c.current_dir(&tree).arg("--strict").arg(&patch);
+    // Its SPDX check runs `python3` from PATH and needs Debian's python3-ply:
+    // put Debian's interpreter before one from pyenv or a venv.
+    c.env("PATH", format!("/usr/bin:/bin:{}", std::env::var("PATH").unwrap_or_default()));
+    let (_, out) = run_to_log(&mut c, &log)?;
+    let broken = out.lines().find(|l| l.starts_with("Traceback") || l.contains("Error:"));
+    cells.push(match parse_checkpatch(&out) {
+        _ if broken.is_some() => cell(
+            "checkpatch",
+            Status::Fail,
+            format!("a checkpatch helper failed: {}", broken.unwrap_or_default()),
+            Some(log),
+            start,
+        ),
+        Some(((0, 0, 0), _)) => {
+            cell("checkpatch", Status::Pass, "0 errors, 0 warnings, 0 checks".into(), Some(log), start)
+        }
+        Some(((e, w, k), msgs)) => cell(
+            "checkpatch",
+            Status::Fail,
+            format!("{e} errors, {w} warnings, {k} checks: {}", msgs.first().map_or("", |m| m.as_str())),
+            Some(log),
+            start,
+        ),
+        None => cell("checkpatch", Status::Fail, "checkpatch.pl printed no total".into(), Some(log), start),
+    });
+
+    let start = Instant::now();
+    let log = logs.join(format!("{name}-maintainers.log"));
+    let mut c = Command::new(tree.join("scripts/get_maintainer.pl"));
+    c.current_dir(&tree).args(["--no-git", "--no-git-fallback"]).arg(&patch);
+    let (ok, out) = run_to_log(&mut c, &log)?;
+    let r = parse_maintainers(&out);
+    fs::write(mail.join(format!("{name}.recipients.json")), serde_json::to_string_pretty(&r)?)?;
+    cells.push(if ok && !r.to.is_empty() && r.cc.iter().any(|a| a.contains("linux-mm@kvack.org")) {
+        cell("maintainers", Status::Pass, format!("To {}, Cc {}", r.to.len(), r.cc.len()), Some(log), start)
+    } else {
+        cell("maintainers", Status::Fail, "no maintainer, or linux-mm not in Cc".into(), Some(log), start)
+    });
+
+    for variant in ["c", "rust"] {
+        let start = Instant::now();
+        let mut v = Variant::load(layout, variant)?;
+        v.lenient = true;
+        let res = build::build_kernel(layout, tc, &v);
+        let mut bc = build_cell(&format!("build-{variant}"), res, start);
+        bc.log = Some(layout.logs().join(format!("build-{variant}.log")));
+        if let Some(l) = &bc.log {
+            let _ = fs::copy(l, logs.join(format!("{name}-build-{variant}.log")));
+        }
+        cells.push(bc);
+    }
+
+    if files.iter().any(|f| f.ends_with(".rs")) {
+        let start = Instant::now();
+        let log = logs.join(format!("{name}-rustfmt.log"));
+        let mut c = build::kmake(layout, tc, &layout.kbuild("rust"));
+        c.arg("rustfmtcheck");
+        let (ok, out) = run_to_log(&mut c, &log)?;
+        let first = out.lines().find(|l| l.starts_with("Diff in")).unwrap_or("see the log").to_string();
+        cells.push(if ok {
+            cell("rustfmt", Status::Pass, "formatted".into(), Some(log), start)
+        } else {
+            cell("rustfmt", Status::Fail, first, Some(log), start)
+        });
+    } else {
+        cells.push(not_applicable("rustfmt", "no Rust"));
+    }
+
+    if files.iter().any(|f| f.starts_with("rust/")) {
+        let start = Instant::now();
+        let log = logs.join(format!("{name}-rustdoc.log"));
+        let mut c = build::kmake(layout, tc, &layout.kbuild("rust"));
+        c.arg("rustdoc");
+        let (ok, out) = run_to_log(&mut c, &log)?;
+        let warnings: Vec<&str> = out.lines().filter(|l| l.contains("warning:") || l.contains("error:")).collect();
+        cells.push(if ok && warnings.is_empty() {
+            cell("rustdoc", Status::Pass, "no warnings".into(), Some(log), start)
+        } else {
+            let first = warnings.first().copied().unwrap_or("make rustdoc failed");
+            cell("rustdoc", Status::Fail, first.to_string(), Some(log), start)
+        });
+    } else {
+        cells.push(not_applicable("rustdoc", "no rust/ change"));
+    }
+    Ok(cells)
+}
+
+/// Files the series changes (base..HEAD), for telling its warnings from
+/// those the architecture's own headers already give.
+fn series_files(tree: &Path) -> Result<Vec<String>> {
+    let out = cmd::output(git(tree).args(["diff", "--name-only", &format!("{}..HEAD", tree::BASE_TAG)]))?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
+/// An architecture whose `fault.o` is compiled with clang in its defconfig.
+struct FaultObject {
+    check: &'static str,
+    arch: &'static str,
+    defconfig: &'static str,
+    /// `LLVM=` value: `1`, or a version suffix.
+    llvm: &'static str,
+    /// More make arguments.
+    extra: &'static [&'static str],
+}
+
+/// Compiles `arch/<arch>/mm/fault.o`.
+fn compile_fault_o(layout: &Layout, tc: &Toolchain, logs: &Path, f: &FaultObject) -> Result<Cell> {
+    let FaultObject { check, arch, defconfig, llvm, extra } = *f;
+    let start = Instant::now();
+    let tree = layout.tree();
+    let out = layout.kbuild(&format!("{arch}-fault"));
+    fs::create_dir_all(&out)?;
+    let log = logs.join(format!("series-{check}.log"));
+    let _ = fs::remove_file(&log);
+    let kmake = || {
+        let mut c = build::kmake_for(layout, tc, &out, arch, llvm);
+        c.args(extra);
+        c
+    };
+    if !out.join(".config").is_file() {
+        cmd::run_logged(kmake().arg(defconfig), &log, |_| {})?;
+    }
+    let dot = fs::read_to_string(out.join(".config"))?;
+    if !dot.lines().any(|l| l == "CONFIG_PER_VMA_LOCK=y") {
+        return Ok(cell(
+            check,
+            Status::Fail,
+            format!("{defconfig} has no PER_VMA_LOCK: the tail is not compiled"),
+            Some(log),
+            start,
+        ));
+    }
+    let obj = format!("arch/{arch}/mm/fault.o");
+    let _ = fs::remove_file(out.join(&obj));
+    let mut c = kmake();
+    c.arg(&obj);
+    let res = cmd::run_logged(&mut c, &log, |_| {});
+    if let Err(e) = res {
+        let msg = format!("{e:#}");
+        let first = msg.lines().find(|l| cmd::looks_like_error(l)).unwrap_or("compile failed").trim().to_string();
+        return Ok(cell(check, Status::Fail, first, Some(log), start));
+    }
+    // The architecture's own headers warn under clang (s390's asm-generic
+    // I/O accessors): only warnings in files the series changes count.
+    let ours = series_files(&tree)?;
+    let text = fs::read_to_string(&log)?;
+    let warnings: Vec<&str> =
+        text.lines().filter(|l| l.contains("warning:") && ours.iter().any(|f| l.contains(&format!("{f}:")))).collect();
+    Ok(if warnings.is_empty() {
+        cell(
+            check,
+            Status::Pass,
+            format!("{obj} compiled ({})", if llvm == "1" { "LLVM=1".into() } else { format!("LLVM={llvm}") }),
+            Some(log),
+            start,
+        )
+    } else {
+        cell(check, Status::Fail, format!("{} warnings, first: {}", warnings.len(), warnings[0]), Some(log), start)
+    })
+}
+
+/// The tip of the series on other architectures.
+fn check_arches(layout: &Layout, tc: &Toolchain, logs: &Path) -> Result<Vec<Cell>> {
+    let mut cells = Vec::new();
+    let start = Instant::now();
+    let v = Variant::for_arch(layout, "rust", "arm64")?;
+    let res = build::build_kernel(layout, tc, &v);
+    let mut c = build_cell("arm64", res, start);
+    c.log = Some(layout.logs().join("build-arm64-rust.log"));
+    cells.push(c);
+    let objects = [
+        FaultObject {
+            check: "powerpc-fault.o",
+            arch: "powerpc",
+            defconfig: "ppc64le_defconfig",
+            llvm: "1",
+            extra: &[],
+        },
+        // Linux 6.12 wants clang 15 or newer for s390, and ld.lld has no s390
+        // emulation for the vDSO that `prepare` links.
+        FaultObject {
+            check: "s390-fault.o",
+            arch: "s390",
+            defconfig: "defconfig",
+            llvm: "-16",
+            extra: &["LD=s390x-linux-gnu-ld"],
+        },
+    ];
+    let more = [
+        FaultObject { check: "riscv-fault.o", arch: "riscv", defconfig: "defconfig", llvm: "1", extra: &[] },
+        FaultObject { check: "arm-fault.o", arch: "arm", defconfig: "multi_v7_defconfig", llvm: "1", extra: &[] },
+    ];
+    for f in objects.iter().chain(&more) {
+        cells.push(compile_fault_o(layout, tc, logs, f)?);
+    }
+    Ok(cells)
+}
+
+/// The patch x check table, the series' checks, then the detail of every
+/// red cell.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let widths: Vec<usize> = PATCH_CHECKS.iter().map(|c| c.len().max(4)).collect();
+    let _ = write!(s, "{:6}", "patch");
+    for (c, w) in PATCH_CHECKS.iter().zip(&widths) {
+        let _ = write!(s, "  {c:w$}");
+    }
+    let _ = writeln!(s, "  subject");
+    for r in rows.iter().filter(|r| r.name != "series") {
+        let _ = write!(s, "{:6}", r.name);
+        for (c, w) in PATCH_CHECKS.iter().zip(&widths) {
+            let label = match r.cells.iter().find(|x| x.check == *c) {
+                Some(x) if x.status == Status::Skip => "-",
+                Some(x) => x.status.label(),
+                None => "",
+            };
+            let _ = write!(s, "  {label:w$}");
+        }
+        let _ = writeln!(s, "  {}", r.subject);
+    }
+    for r in rows.iter().filter(|r| r.name == "series") {
+        let _ = writeln!(s, "\n{}:", r.subject);
+        let w = r.cells.iter().map(|c| c.check.len()).max().unwrap_or(0);
+        for c in &r.cells {
+            let _ = writeln!(s, "  {:w$}  {:4}  {:>5.0}s  {}", c.check, c.status.label(), c.secs, c.detail);
+        }
+    }
+    for r in rows {
+        for c in r.cells.iter().filter(|c| c.status.failed()) {
+            let _ = writeln!(s, "\n{} {}: {}", r.name, c.check, c.detail);
+            if let Some(l) = &c.log {
+                let _ = writeln!(s, "  log: {}", l.display());
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpatch_totals() {
+        let out = "WARNING: added, moved or deleted file(s), does MAINTAINERS need updating?\n#12: \n\n\
+                   total: 0 errors, 1 warnings, 0 checks, 40 lines checked\n";
+        let (t, msgs) = parse_checkpatch(out).unwrap();
+        assert_eq!(t, (0, 1, 0));
+        assert_eq!(msgs.len(), 1);
+        assert!(parse_checkpatch("no total here").is_none());
+    }
+
+    #[test]
+    fn maintainers_split() {
+        let out = "Andrew Morton <akpm@linux-foundation.org> (maintainer:MEMORY MANAGEMENT)\n\
+                   Miguel Ojeda <ojeda@kernel.org> (maintainer:RUST)\n\
+                   Boqun Feng <boqun.feng@gmail.com> (reviewer:RUST)\n\
+                   linux-mm@kvack.org (open list:MEMORY MANAGEMENT)\n\
+                   linux-kernel@vger.kernel.org (open list)\n";
+        let r = parse_maintainers(out);
+        assert_eq!(r.to.len(), 3);
+        assert_eq!(r.cc, vec!["linux-mm@kvack.org", "linux-kernel@vger.kernel.org"]);
+    }
+}
