@@ -175,6 +175,14 @@ fn catch_interrupts() {
     }
 }
 
+/// Puts back the default action of SIGINT and SIGTERM.
+fn default_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: Restoring the default action has no precondition.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
 /// Runs every check; prints the table and returns whether all passed.
 pub fn run(layout: &Layout, tc: &Toolchain) -> Result<bool> {
     let tree = layout.tree();
@@ -218,6 +226,7 @@ pub fn run(layout: &Layout, tc: &Toolchain) -> Result<bool> {
             rows.push(Row { name, subject, cells });
         }
     }
+    default_interrupts();
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted; {} is back on {branch}", tree.display());
     }
