@@ -17,7 +17,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -103,12 +103,20 @@ fn changed_files(tree: &Path, commit: &str) -> Result<Vec<String>> {
 
 /// Runs `c` with its output in `log`; returns whether it succeeded and its
 /// output.
-fn run_to_log(c: &mut Command, log: &Path) -> Result<(bool, String)> {
-    let out = c.stdin(Stdio::null()).output().with_context(|| format!("cannot start `{}`", cmd::describe(c)))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    fs::write(log, format!("$ {}\n{text}# exit: {}\n", cmd::describe(c), out.status))?;
-    Ok((out.status.success(), text))
+fn run_to_log(c: &mut Command, log: &Path) -> (bool, String) {
+    let mut text = String::new();
+    let ok = cmd::run_logged(c, log, |l| {
+        text.push_str(l);
+        text.push('\n');
+    })
+    .is_ok();
+    (ok, text)
+}
+
+/// The first line of a failed command's error that names the error.
+fn first_error(e: &anyhow::Error, otherwise: &str) -> String {
+    let msg = format!("{e:#}");
+    msg.lines().find(|l| cmd::looks_like_error(l)).unwrap_or(otherwise).trim().to_string()
 }
 
 /// A cell from a check's outcome, timed from `start`.
@@ -127,11 +135,7 @@ fn build_cell(check: &str, res: Result<build::Built>, start: Instant) -> Cell {
         Ok(b) => {
             cell(check, Status::Fail, format!("{} warnings, first: {}", b.warnings.len(), b.warnings[0]), None, start)
         }
-        Err(e) => {
-            let msg = format!("{e:#}");
-            let first = msg.lines().find(|l| cmd::looks_like_error(l)).unwrap_or("build failed").trim().to_string();
-            cell(check, Status::Fail, first, None, start)
-        }
+        Err(e) => cell(check, Status::Fail, first_error(&e, "build failed"), None, start),
     }
 }
 
@@ -272,7 +276,7 @@ fn check_patch(
     // Its SPDX check runs `python3` from PATH and needs Debian's python3-ply:
     // put Debian's interpreter before one from pyenv or a venv.
     c.env("PATH", format!("/usr/bin:/bin:{}", std::env::var("PATH").unwrap_or_default()));
-    let (_, out) = run_to_log(&mut c, &log)?;
+    let (_, out) = run_to_log(&mut c, &log);
     let broken = out.lines().find(|l| l.starts_with("Traceback") || l.contains("Error:"));
     cells.push(match parse_checkpatch(&out) {
         _ if broken.is_some() => cell(
@@ -299,7 +303,7 @@ fn check_patch(
     let log = logs.join(format!("{name}-maintainers.log"));
     let mut c = Command::new(tree.join("scripts/get_maintainer.pl"));
     c.current_dir(&tree).args(["--no-git", "--no-git-fallback"]).arg(&patch);
-    let (ok, out) = run_to_log(&mut c, &log)?;
+    let (ok, out) = run_to_log(&mut c, &log);
     let r = parse_maintainers(&out);
     fs::write(mail.join(format!("{name}.recipients.json")), serde_json::to_string_pretty(&r)?)?;
     cells.push(if ok && !r.to.is_empty() && r.cc.iter().any(|a| a.contains("linux-mm@kvack.org")) {
@@ -321,38 +325,24 @@ fn check_patch(
         cells.push(bc);
     }
 
-    if files.iter().any(|f| f.ends_with(".rs")) {
+    let rust_target = |check: &str, target: &str, applies: bool, why_not: &str| {
+        if !applies {
+            return not_applicable(check, why_not);
+        }
         let start = Instant::now();
-        let log = logs.join(format!("{name}-rustfmt.log"));
+        let log = logs.join(format!("{name}-{check}.log"));
         let mut c = build::kmake(layout, tc, &layout.kbuild("rust"));
-        c.arg("rustfmtcheck");
-        let (ok, out) = run_to_log(&mut c, &log)?;
-        let first = out.lines().find(|l| l.starts_with("Diff in")).unwrap_or("see the log").to_string();
-        cells.push(if ok {
-            cell("rustfmt", Status::Pass, "formatted".into(), Some(log), start)
-        } else {
-            cell("rustfmt", Status::Fail, first, Some(log), start)
-        });
-    } else {
-        cells.push(not_applicable("rustfmt", "no Rust"));
-    }
-
-    if files.iter().any(|f| f.starts_with("rust/")) {
-        let start = Instant::now();
-        let log = logs.join(format!("{name}-rustdoc.log"));
-        let mut c = build::kmake(layout, tc, &layout.kbuild("rust"));
-        c.arg("rustdoc");
-        let (ok, out) = run_to_log(&mut c, &log)?;
-        let warnings: Vec<&str> = out.lines().filter(|l| l.contains("warning:") || l.contains("error:")).collect();
-        cells.push(if ok && warnings.is_empty() {
-            cell("rustdoc", Status::Pass, "no warnings".into(), Some(log), start)
-        } else {
-            let first = warnings.first().copied().unwrap_or("make rustdoc failed");
-            cell("rustdoc", Status::Fail, first.to_string(), Some(log), start)
-        });
-    } else {
-        cells.push(not_applicable("rustdoc", "no rust/ change"));
-    }
+        c.arg(target);
+        let (ok, out) = run_to_log(&mut c, &log);
+        // rustfmtcheck prints "Diff in <file>"; rustdoc warns or errs.
+        let bad = out.lines().find(|l| l.starts_with("Diff in") || l.contains("warning:") || l.contains("error:"));
+        match bad {
+            None if ok => cell(check, Status::Pass, format!("make {target}: clean"), Some(log), start),
+            _ => cell(check, Status::Fail, bad.unwrap_or("see the log").to_string(), Some(log), start),
+        }
+    };
+    cells.push(rust_target("rustfmt", "rustfmtcheck", files.iter().any(|f| f.ends_with(".rs")), "no Rust"));
+    cells.push(rust_target("rustdoc", "rustdoc", files.iter().any(|f| f.starts_with("rust/")), "no rust/ change"));
     Ok(cells)
 }
 
@@ -407,9 +397,7 @@ fn compile_fault_o(layout: &Layout, tc: &Toolchain, logs: &Path, f: &FaultObject
     c.arg(&obj);
     let res = cmd::run_logged(&mut c, &log, |_| {});
     if let Err(e) = res {
-        let msg = format!("{e:#}");
-        let first = msg.lines().find(|l| cmd::looks_like_error(l)).unwrap_or("compile failed").trim().to_string();
-        return Ok(cell(check, Status::Fail, first, Some(log), start));
+        return Ok(cell(check, Status::Fail, first_error(&e, "compile failed"), Some(log), start));
     }
     // The architecture's own headers warn under clang (s390's asm-generic
     // I/O accessors): only warnings in files the series changes count.
