@@ -279,8 +279,9 @@ pub fn bzimage(layout: &Layout, variant: &str) -> PathBuf {
     layout.kbuild(variant).join("arch/x86/boot/bzImage")
 }
 
-/// Builds the listed selftests from tools/testing/selftests/mm, statically
-/// linked, against the tree's UAPI headers.
+/// Builds the listed test programs, statically linked against the tree's
+/// UAPI headers, into build/selftests: the lab's own from
+/// guest/programs/<name>.c, the others from tools/testing/selftests/mm.
 pub fn build_selftests(layout: &Layout, tc: &Toolchain, names: &[String]) -> Result<()> {
     let log = layout.logs().join("selftests.log");
     let _ = fs::remove_file(&log);
@@ -289,11 +290,16 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, names: &[String]) -> Res
     let mut h = kmake(layout, tc, &headers);
     h.arg("headers");
     cmd::run_logged(&mut h, &log, |_| {}).context("exporting the UAPI headers for the selftests failed")?;
+    let out = layout.selftests();
+    fs::create_dir_all(&out)?;
+    let (own, names): (Vec<String>, Vec<String>) =
+        names.iter().cloned().partition(|n| layout.guest_programs().join(format!("{n}.c")).is_file());
+    for n in &own {
+        build_guest_program(layout, n, &log)?;
+    }
     if names.is_empty() {
         return Ok(());
     }
-    let out = layout.selftests();
-    fs::create_dir_all(&out)?;
     let mut c = Command::new("make");
     c.arg("-C").arg(layout.tree().join("tools/testing/selftests/mm"));
     c.arg(format!("OUTPUT={}", out.display()));
@@ -303,21 +309,36 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, names: &[String]) -> Res
     for k in ["ARCH", "CROSS_COMPILE", "CC", "LLVM", "CFLAGS"] {
         c.env_remove(k);
     }
-    for n in names {
+    for n in &names {
         c.arg(out.join(n));
     }
     eprintln!("lab: building selftests {} (log: {})", names.join(" "), log.display());
     cmd::run_logged(&mut c, &log, |_| {}).context("building the mm selftests failed")?;
-    for n in names {
+    for n in &names {
         let p = out.join(n);
         if !p.is_file() {
             bail!(
-                "the plan needs {n}, but building tools/testing/selftests/mm did not produce {}: \
-                 check the name in guest/plan and the log {}",
+                "the plan needs {n}, but building tools/testing/selftests/mm did not produce {}, \
+                 and there is no guest/programs/{n}.c: check the name in guest/plan and the log {}",
                 p.display(),
                 log.display()
             );
         }
     }
     Ok(())
+}
+
+/// Compiles guest/programs/<name>.c as the selftests are built: static,
+/// glibc, against the tree's UAPI headers, and with every warning an error.
+fn build_guest_program(layout: &Layout, name: &str, log: &Path) -> Result<()> {
+    let src = layout.guest_programs().join(format!("{name}.c"));
+    let out = layout.selftests().join(name);
+    let mut c = Command::new("gcc");
+    c.args(["-static", "-O2", "-g", "-pthread", "-Wall", "-Wextra", "-Werror"]);
+    c.arg("-isystem").arg(layout.headers().join("usr/include"));
+    c.arg("-o").arg(&out).arg(&src);
+    eprintln!("lab: building guest program {name} (log: {})", log.display());
+    cmd::run_logged(&mut c, log, |_| {}).with_context(|| {
+        format!("compiling {} failed: the compiler's messages are in {}", src.display(), log.display())
+    })
 }

@@ -114,6 +114,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_build_names_its_first_error_and_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(
+            "echo '  CC      mm/memory.o'; echo \"mm/memory.c:12:3: error: use of undeclared identifier 'x'\" >&2; \
+             echo 'mm/memory.c:40:1: error: expected expression'; \
+             echo 'make[1]: *** [scripts/Makefile.build:229: mm/memory.o] Error 1'; exit 2",
+        );
+        let e = format!("{:#}", run_logged(&mut c, &log, |_| {}).unwrap_err());
+        let excerpt = e.split_once("First error lines:\n").and_then(|(_, x)| x.split_once("Full log")).expect(&e).0;
+        let first = excerpt.find("12:3: error: use of undeclared").expect(&e);
+        assert!(first < excerpt.find("40:1: error").expect(&e), "errors in the order the build printed them: {e}");
+        assert!(!excerpt.contains("Error 1"), "make's summary line is not an error of its own: {e}");
+        assert!(e.contains("exit status: 2") && e.contains(&log.display().to_string()), "{e}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("  CC      mm/memory.o") && text.contains("# exit: exit status: 2"), "{text}");
+    }
+
+    #[test]
     fn error_lines() {
         assert!(looks_like_error("mm/memory.c:12:3: error: use of undeclared identifier 'x'"));
         assert!(looks_like_error("error[E0425]: cannot find value `x` in this scope"));

@@ -73,7 +73,13 @@ impl Layout {
         self.build.join("headers")
     }
 
-    /// Output folder of the statically linked selftests.
+    /// The lab's own guest programs: guest/programs/<name>.c.
+    pub fn guest_programs(&self) -> PathBuf {
+        self.guest().join("programs")
+    }
+
+    /// Output folder of the statically linked test programs (the selftests
+    /// and guest/programs).
     pub fn selftests(&self) -> PathBuf {
         self.build.join("selftests")
     }

@@ -27,7 +27,7 @@ pub fn prepare(layout: &Layout) -> Result<Toolchain> {
     Ok(tc)
 }
 
-/// Builds the kernels of `variants`, and the selftests `plan` needs.
+/// Builds the kernels of `variants`, and the test programs `plan` needs.
 pub fn build_all(layout: &Layout, tc: &Toolchain, variants: &[String], plan: &Plan) -> Result<()> {
     for v in variants {
         let v = Variant::load(layout, v)?;
@@ -47,6 +47,7 @@ pub fn boot(
     wd: &Watchdog,
 ) -> Result<(Vec<TestResult>, HostOutcome)> {
     std::fs::create_dir_all(dir)?;
+    let plan = &plan.for_variant(variant);
     let initrd = crate::initramfs::build(layout, tc, variant, plan)?;
     let machine = Machine {
         qemu: tc.qemu.clone(),
@@ -134,6 +135,7 @@ pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>, wd: &
     let tc = prepare(layout)?;
     let plan_path = plan_path.map_or_else(|| layout.guest().join("plan"), Path::to_path_buf);
     let plan = Plan::load(&plan_path)?;
+    plan.check_variants(&build::variants(layout)?)?;
     build_all(layout, &tc, variants, &plan)?;
     let dir = new_run_dir(layout)?;
     let mut rows = Vec::new();

@@ -19,6 +19,16 @@
 //! no-huge  exit  120  needs=uffd-stress  echo 0 > /proc/sys/vm/nr_hugepages; uffd-stress hugetlb 32 4
 //! ```
 //!
+//! A test that only some kernel variants run names them with `only=a,b`
+//! (qualifiers come before the command, in any order):
+//!
+//! ```text
+//! fault-inject  ktap  300  only=debug  fault_inject
+//! ```
+//!
+//! A command's first word may also be a program of guest/programs, which
+//! the lab compiles statically from `guest/programs/<name>.c`.
+//!
 //! A timeout of 0 means none (the host watchdog still applies).
 
 use anyhow::{bail, Context, Result};
@@ -46,6 +56,8 @@ pub struct Test {
     pub timeout: u64,
     /// Selftests the command uses (`needs=`), when it is not one itself.
     pub needs: Vec<String>,
+    /// The kernel variants that run it (`only=`); empty: all of them.
+    pub only: Vec<String>,
     pub command: String,
 }
 
@@ -82,11 +94,22 @@ impl Plan {
                 bail!("{origin}:{}: expected `name format timeout command...`, got {t:?}", n + 1);
             };
             let mut rest: Vec<&str> = words.collect();
-            let mut needs = Vec::new();
-            if let Some(list) = rest.first().and_then(|w| w.strip_prefix("needs=")) {
-                needs = list.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+            // Qualifiers, in any order, before the command.
+            let (mut only, mut needs) = (None, None);
+            while let Some((key, list)) = rest.first().and_then(|w| w.split_once('=')) {
+                let slot = match key {
+                    "only" => &mut only,
+                    "needs" => &mut needs,
+                    _ => break,
+                };
+                let v: Vec<String> = list.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+                if v.is_empty() || slot.is_some() {
+                    bail!("{origin}:{}: `{key}=` must be given once, with a comma-separated list", n + 1);
+                }
+                *slot = Some(v);
                 rest.remove(0);
             }
+            let (only, needs) = (only.unwrap_or_default(), needs.unwrap_or_default());
             let command = rest.join(" ");
             if command.is_empty() {
                 bail!("{origin}:{}: test {name} has no command", n + 1);
@@ -106,7 +129,7 @@ impl Plan {
             if tests.iter().any(|x| x.name == name) {
                 bail!("{origin}:{}: test {name} is listed twice", n + 1);
             }
-            tests.push(Test { name: name.to_string(), format, timeout, needs, command });
+            tests.push(Test { name: name.to_string(), format, timeout, needs, only, command });
         }
         Ok(Self { tests })
     }
@@ -118,13 +141,38 @@ impl Plan {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// The plan as the guest's init reads it: `name format timeout command`.
+    /// Fails on an `only=` that names no variant in `known`: a typo would
+    /// drop the test from every run without a word.
+    pub fn check_variants(&self, known: &[String]) -> Result<()> {
+        for t in &self.tests {
+            if let Some(v) = t.only.iter().find(|v| !known.contains(v)) {
+                bail!("test {} has only={v}, but config/ defines the variants {}", t.name, known.join(", "));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tests that kernel variant `variant` runs, without their `only=`.
+    pub fn for_variant(&self, variant: &str) -> Plan {
+        let tests = self
+            .tests
+            .iter()
+            .filter(|t| t.only.is_empty() || t.only.iter().any(|v| v == variant))
+            .map(|t| Test { only: Vec::new(), ..t.clone() })
+            .collect();
+        Plan { tests }
+    }
+
+    /// The plan in its own syntax. Once filtered by [`Plan::for_variant`],
+    /// it is what the guest's init reads: `name format timeout command`.
     pub fn render(&self) -> String {
+        let list =
+            |key: &str, v: &[String]| if v.is_empty() { String::new() } else { format!("{key}={} ", v.join(",")) };
         self.tests
             .iter()
             .map(|t| {
-                let needs = if t.needs.is_empty() { String::new() } else { format!("needs={} ", t.needs.join(",")) };
-                format!("{} {} {} {needs}{}\n", t.name, format_name(t.format), t.timeout, t.command)
+                let (only, needs) = (list("only", &t.only), list("needs", &t.needs));
+                format!("{} {} {} {only}{needs}{}\n", t.name, format_name(t.format), t.timeout, t.command)
             })
             .collect()
     }
@@ -175,6 +223,29 @@ mod tests {
         assert_eq!(p.tests[0].command, "swapoff -a; cow; uffd-stress anon 4 1");
         assert_eq!(p.selftests(), vec!["uffd-stress", "cow"]);
         assert_eq!(Plan::parse(&p.render(), "again").unwrap(), p);
+    }
+
+    #[test]
+    fn only_some_variants_run_a_test() {
+        let p = Plan::parse("a ktap 9 x\nb ktap 9 only=debug,rust needs=x sh -c x\n", "plan").unwrap();
+        assert_eq!(p.tests[1].only, vec!["debug", "rust"]);
+        assert_eq!(p.tests[1].command, "sh -c x");
+        assert_eq!(Plan::parse(&p.render(), "again").unwrap(), p);
+        let names = |v: &str| p.for_variant(v).tests.into_iter().map(|t| t.name).collect::<Vec<_>>();
+        assert_eq!(names("c"), vec!["a"]);
+        assert_eq!(names("debug"), vec!["a", "b"]);
+        // What the guest reads has no `only=`: its init strips only `needs=`.
+        assert_eq!(p.for_variant("rust").render(), "a ktap 9 x\nb ktap 9 needs=x sh -c x\n");
+    }
+
+    #[test]
+    fn qualifiers_come_in_any_order_once_each() {
+        let p = Plan::parse("b ktap 9 needs=x only=debug sh -c x\n", "plan").unwrap();
+        assert_eq!((p.tests[0].only.clone(), p.tests[0].needs.clone()), (vec!["debug".into()], vec!["x".into()]));
+        assert_eq!(p.tests[0].command, "sh -c x");
+        for bad in ["b ktap 9 only= x\n", "b ktap 9 only=a only=b x\n", "b ktap 9 needs=,, x\n"] {
+            assert!(Plan::parse(bad, "p").unwrap_err().to_string().contains("must be given once"), "{bad}");
+        }
     }
 
     #[test]

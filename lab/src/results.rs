@@ -408,6 +408,14 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
             r.detail = format!("kernel {} at serial line {}; {}", r.splats[0].kind, r.splats[0].line, r.detail);
             r.status = Status::Crash;
         }
+        // A randomised test prints its seed, so that a failure can be
+        // replayed, and how much it did: both belong in the report, however
+        // the test ended.
+        for key in ["# seed ", "# volume "] {
+            if let Some(v) = s.lines.iter().find_map(|l| l.trim_start().strip_prefix(key)) {
+                r.detail.push_str(&format!("; {}{}", &key[2..], v.trim()));
+            }
+        }
         rows.push(r);
     }
 
@@ -452,6 +460,16 @@ fn judge(
     if timed_out {
         r.status = Status::Hang;
         r.detail = format!("killed by the guest's {}s timeout", test.timeout);
+        return;
+    }
+    // busybox sh: "sh: NAME: not found".
+    let missing = lines.iter().find_map(|l| l.strip_prefix("sh: ")?.strip_suffix(": not found"));
+    if let (127, Some(prog)) = (rc, missing) {
+        r.status = Status::Fail;
+        r.detail = format!(
+            "exit 127: `{prog}` is missing from the guest: the lab ships the programs the plan names (a command's \
+             first word, or needs=), from tools/testing/selftests/mm or guest/programs"
+        );
         return;
     }
     let text = lines.join("\n");

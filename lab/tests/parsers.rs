@@ -139,3 +139,53 @@ fn a_log_cut_before_init_is_a_boot_failure() {
     assert_eq!(status(&rows, "cow"), Status::NotRun);
     assert_eq!(status(&rows, "shutdown"), Status::Fail);
 }
+
+/// A guest log in which init ran `plan`'s one test with `body` as its
+/// output and exit status `rc`, then ended.
+fn one_test_log(name: &str, body: &str, rc: i32) -> String {
+    format!(
+        "Linux version 6.12.117\nLAB: INFO kernel 6.12.117 cpus=2\nLAB: BEGIN {name}\n{body}\n\
+         LAB: END {name} rc={rc} ms=5\nLAB: DONE\n"
+    )
+}
+
+#[test]
+fn a_program_missing_from_the_guest_is_named() {
+    let plan = Plan::parse("fault-stress ktap 60 fault_stress -t 5\n", "p").unwrap();
+    let log = one_test_log("fault-stress", "sh: fault_stress: not found", 127);
+    let (_work, ktap) = kunit_py();
+    let rows = results::analyse("rust", &log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
+    let r = row(&rows, "fault-stress");
+    assert_eq!(r.status, Status::Fail);
+    assert!(r.detail.contains("missing from the guest") && r.detail.contains("fault_stress"), "{}", r.detail);
+    // A test that exits 127 for its own reasons is judged as usual.
+    let log = one_test_log("fault-stress", "TAP version 13\n1..1\nok 1 x", 127);
+    let rows = results::analyse("rust", &log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
+    assert!(!row(&rows, "fault-stress").detail.contains("missing"));
+}
+
+#[test]
+fn a_seeded_test_reports_its_seed_and_volume() {
+    let plan = Plan::parse("fault-stress ktap 60 fault_stress -t 5\n", "p").unwrap();
+    let body = "TAP version 13\n# seed 1234\n1..2\nok 1 stress_mixed\n\
+                # mismatch region=0 page=3 expected=0x1 got=0x0 op=read\nnot ok 2 fork_vs_fault\n\
+                # volume checks=10 forks=2 mismatches=1";
+    let (_work, ktap) = kunit_py();
+    let rows = results::analyse(
+        "rust",
+        &one_test_log("fault-stress", body, 1),
+        &plan,
+        &HostOutcome::Exited { code: Some(0) },
+        &ktap,
+    );
+    let r = row(&rows, "fault-stress");
+    assert_eq!(r.status, Status::Fail);
+    assert!(r.detail.contains("failed: fork_vs_fault"), "{}", r.detail);
+    assert!(r.detail.contains("seed 1234") && r.detail.contains("volume checks=10 forks=2"), "{}", r.detail);
+    // A run that dies in the test is the one to replay.
+    let log = "Linux version 6.12.117\nLAB: BEGIN fault-stress\n# seed 99\nTAP version 13\n";
+    let rows = results::analyse("rust", log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
+    let r = row(&rows, "fault-stress");
+    assert_ne!(r.status, Status::Pass);
+    assert!(r.detail.contains("ended during the test") && r.detail.contains("seed 99"), "{}", r.detail);
+}
