@@ -200,6 +200,54 @@ struct volume {
 static struct volume vol_private;
 static struct volume *vol = &vol_private;
 
+/*
+ * Where the shared counters stood when a case began, so that the case's
+ * verdict counts only its own mismatches, errors and work.
+ */
+struct case_mark {
+	unsigned long mismatches, errors, checks, forks, uffd;
+};
+
+#define NEED_CHECKS	0x1	/* a pass needs pages checked */
+#define NEED_FORKS	0x2	/* ... forks */
+#define NEED_UFFD	0x4	/* ... faults resolved by UFFDIO_COPY/ZEROPAGE */
+
+static void case_mark(struct case_mark *m)
+{
+	m->mismatches = atomic_load(&vol->mismatches);
+	m->errors = atomic_load(&vol->errors);
+	m->checks = atomic_load(&vol->checks);
+	m->forks = atomic_load(&vol->forks);
+	m->uffd = atomic_load(&vol->uffd_copy) + atomic_load(&vol->uffd_zeropage);
+}
+
+/*
+ * Whether the case since @m had no mismatch and no error, and did the work
+ * @need names: no mismatch proves nothing if nothing ran.
+ */
+static bool case_clean(const struct case_mark *m, const char *name,
+		       unsigned int need)
+{
+	bool ok = atomic_load(&vol->mismatches) == m->mismatches &&
+		  atomic_load(&vol->errors) == m->errors;
+
+	if ((need & NEED_CHECKS) && atomic_load(&vol->checks) == m->checks) {
+		out("# %s: no page was checked\n", name);
+		ok = false;
+	}
+	if ((need & NEED_FORKS) && atomic_load(&vol->forks) == m->forks) {
+		out("# %s: no fork\n", name);
+		ok = false;
+	}
+	if ((need & NEED_UFFD) &&
+	    atomic_load(&vol->uffd_copy) + atomic_load(&vol->uffd_zeropage) == m->uffd) {
+		out("# %s: userfaultfd is on, but no fault was resolved by UFFDIO_COPY or ZEROPAGE\n",
+		    name);
+		ok = false;
+	}
+	return ok;
+}
+
 #define VOL_ADD(f, n) atomic_fetch_add_explicit(&vol->f, (n), memory_order_relaxed)
 #define VOL_INC(f) VOL_ADD(f, 1)
 
@@ -1124,20 +1172,16 @@ static void *mix_worker(void *arg)
 static void case_stress_mixed(uint64_t budget_ns)
 {
 	const char *name = "stress_mixed";
-	unsigned long mism0 = atomic_load(&vol->mismatches);
-	unsigned long err0 = atomic_load(&vol->errors);
-	unsigned long checks0 = atomic_load(&vol->checks);
-	unsigned long forks0 = atomic_load(&vol->forks);
-	unsigned long uffd0 = atomic_load(&vol->uffd_copy) + atomic_load(&vol->uffd_zeropage);
+	struct case_mark mark;
 	struct worker *w;
 	pthread_rwlockattr_t ra;
 	pthread_t handler;
 	bool have_uffd, handler_started = false;
 	unsigned int i, p;
 	void *mp;
-	bool ok;
 
 	cur_case = name;
+	case_mark(&mark);
 	mix_uffd = uffd_new();
 	have_uffd = mix_uffd >= 0;
 	if (!have_uffd) {
@@ -1209,25 +1253,9 @@ static void case_stress_mixed(uint64_t budget_ns)
 	if (have_uffd)
 		close(mix_uffd);
 
-	ok = atomic_load(&vol->mismatches) == mism0 && atomic_load(&vol->errors) == err0;
-	/*
-	 * No mismatch proves nothing if nothing ran: a pass needs checked
-	 * pages, forks, and faults the uffd handler resolved.
-	 */
-	if (atomic_load(&vol->checks) == checks0) {
-		out("# %s: no page was checked\n", name);
-		ok = false;
-	}
-	if (atomic_load(&vol->forks) == forks0) {
-		out("# %s: no fork\n", name);
-		ok = false;
-	}
-	if (have_uffd && atomic_load(&vol->uffd_copy) + atomic_load(&vol->uffd_zeropage) == uffd0) {
-		out("# %s: userfaultfd is on, but no fault was resolved by UFFDIO_COPY or ZEROPAGE\n",
-		    name);
-		ok = false;
-	}
-	tap_result(ok, name);
+	tap_result(case_clean(&mark, name,
+			      NEED_CHECKS | NEED_FORKS | (have_uffd ? NEED_UFFD : 0)),
+		   name);
 }
 
 /* ================================================================== */
@@ -1498,10 +1526,7 @@ static bool fvf_round(uint64_t *rng, unsigned int round)
 static void case_fork_vs_fault(uint64_t budget_ns)
 {
 	const char *name = "fork_vs_fault";
-	unsigned long mism0 = atomic_load(&vol->mismatches);
-	unsigned long err0 = atomic_load(&vol->errors);
-	unsigned long checks0 = atomic_load(&vol->checks);
-	unsigned long forks0 = atomic_load(&vol->forks);
+	struct case_mark mark;
 	uint64_t deadline = now_ns() + budget_ns;
 	uint64_t rng = seed_for(2, 1000);
 	struct fvf_thread *t;
@@ -1509,6 +1534,7 @@ static void case_fork_vs_fault(uint64_t budget_ns)
 	bool ok;
 
 	cur_case = name;
+	case_mark(&mark);
 	t = calloc(nr_threads, sizeof(*t));
 	if (!t) {
 		tap_result(false, name);
@@ -1549,19 +1575,9 @@ static void case_fork_vs_fault(uint64_t budget_ns)
 	pthread_barrier_destroy(&fvf.end);
 	pthread_mutex_destroy(&fvf.gate);
 	out("# %s: %u rounds of %d forks\n", name, rounds, FVF_FORKS);
-	ok = started == nr_threads && rounds > 0 &&
-	     atomic_load(&vol->mismatches) == mism0 &&
-	     atomic_load(&vol->errors) == err0;
 	/* A round can end early (fork failed): it must have forked and checked. */
-	if (atomic_load(&vol->forks) == forks0) {
-		out("# %s: no fork\n", name);
-		ok = false;
-	}
-	if (atomic_load(&vol->checks) == checks0) {
-		out("# %s: no page was checked\n", name);
-		ok = false;
-	}
-	tap_result(ok, name);
+	ok = case_clean(&mark, name, NEED_CHECKS | NEED_FORKS);
+	tap_result(ok && started == nr_threads && rounds > 0, name);
 }
 
 /* ================================================================== */
@@ -2272,8 +2288,7 @@ static void case_pageout_swapin_verify(void)
 {
 	const char *name = "pageout_swapin_verify";
 	size_t npages = (size_t)PO_MIB << 20;
-	unsigned long mism0 = atomic_load(&vol->mismatches);
-	unsigned long err0 = atomic_load(&vol->errors);
+	struct case_mark mark;
 	uintptr_t b[2];
 	uint16_t *ver[2];
 	int k, round;
@@ -2281,6 +2296,7 @@ static void case_pageout_swapin_verify(void)
 	bool skip = false;
 
 	cur_case = name;
+	case_mark(&mark);
 	npages /= page_size;
 	for (k = 0; k < 2; k++) {
 		b[k] = (uintptr_t)map_anon(npages * page_size, PROT_READ | PROT_WRITE, k == 1);
@@ -2341,8 +2357,7 @@ static void case_pageout_swapin_verify(void)
 		tap_skip_case(name, "MADV_PAGEOUT: EINVAL");
 		return;
 	}
-	tap_result(atomic_load(&vol->mismatches) == mism0 &&
-		   atomic_load(&vol->errors) == err0, name);
+	tap_result(case_clean(&mark, name, 0), name);
 }
 
 /* ================================================================== */
