@@ -7,7 +7,7 @@ LAB := $(CARGO_TARGET_DIR)/release/lab
 
 VARIANT ?= rust
 
-.PHONY: run test check tree export apply lab lab-test clean-build
+.PHONY: run test check bench tree export apply lab lab-test clean-build
 
 # series -> kernel -> boot -> mm selftests -> report, for $(VARIANT).
 run: lab
@@ -26,6 +26,10 @@ test: lab
 # option off and on with clippy, rustdoc) and the tip on arm64, powerpc, s390.
 check: lab
 	$(LAB) check
+
+# The cost per page fault, c against rust, side by side (table, JSON, SVG).
+bench: lab
+	$(LAB) bench
 
 lab-test:
 	$(CARGO) test --release --locked --workspace

@@ -336,6 +336,8 @@ fn build_guest_program(layout: &Layout, name: &str, log: &Path) -> Result<()> {
     let mut c = Command::new("gcc");
     c.args(["-static", "-O2", "-g", "-pthread", "-Wall", "-Wextra", "-Werror"]);
     c.arg("-isystem").arg(layout.headers().join("usr/include"));
+    // kselftest.h, as the mm selftests use it.
+    c.arg("-I").arg(layout.tree().join("tools/testing/selftests"));
     c.arg("-o").arg(&out).arg(&src);
     eprintln!("lab: building guest program {name} (log: {})", log.display());
     cmd::run_logged(&mut c, log, |_| {}).with_context(|| {

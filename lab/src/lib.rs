@@ -1,6 +1,7 @@
 //! The lab: builds the fault-lock series on Linux 6.12, boots each kernel
 //! variant under QEMU and runs the mm selftests in the guest.
 
+pub mod bench;
 pub mod build;
 pub mod callpath;
 pub mod check;

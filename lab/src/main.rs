@@ -61,6 +61,20 @@ enum Cmd {
     /// the option off and on, rustdoc) and the tip on arm64 (build) and
     /// powerpc, s390, riscv, arm (fault.o); print a patch x check table.
     Check,
+    /// Measure the cost per page fault on the c and rust kernels side by
+    /// side (guest/programs/fault_bench.c): instructions per fault under
+    /// -icount, wall-clock time under MTTCG; table, JSON and SVG.
+    Bench {
+        /// Pages each case faults per repeat.
+        #[arg(long, default_value_t = 4096)]
+        pages: u32,
+        /// Measured repeats per case and boot.
+        #[arg(long, default_value_t = 5)]
+        repeats: u32,
+        /// Wall-clock rounds (each boots c, then rust).
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+    },
     /// List the kernel variants config/ defines.
     Variants,
 }
@@ -152,6 +166,9 @@ fn real_main() -> Result<bool> {
         Cmd::Check => {
             let tc = pipeline::prepare(&layout)?;
             return lab::check::run(&layout, &tc);
+        }
+        Cmd::Bench { pages, repeats, rounds } => {
+            return lab::bench::run(&layout, &lab::bench::Options { pages, repeats, rounds });
         }
         Cmd::Variants => {
             for v in build::variants(&layout)? {

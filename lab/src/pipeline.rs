@@ -36,6 +36,19 @@ pub fn build_all(layout: &Layout, tc: &Toolchain, variants: &[String], plan: &Pl
     build::build_selftests(layout, tc, &plan.selftests())
 }
 
+/// The shape of a guest: how many vCPUs, and whether its clock counts
+/// instructions (see [`Machine::icount`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Guest {
+    pub cpus: u32,
+    pub icount: bool,
+}
+
+impl Guest {
+    /// The guest of the test runs: 2 vCPUs under multi-threaded TCG.
+    pub const TEST: Guest = Guest { cpus: 2, icount: false };
+}
+
 /// Boots one variant with `plan`, writing the serial log to `dir`, and
 /// reads the results.
 pub fn boot(
@@ -45,6 +58,7 @@ pub fn boot(
     plan: &Plan,
     dir: &Path,
     wd: &Watchdog,
+    guest: Guest,
 ) -> Result<(Vec<TestResult>, HostOutcome)> {
     std::fs::create_dir_all(dir)?;
     let plan = &plan.for_variant(variant);
@@ -54,12 +68,15 @@ pub fn boot(
         bios: tc.qboot.clone(),
         kernel: build::bzimage(layout, variant),
         initrd,
-        cpus: 2,
+        cpus: guest.cpus,
         mem_mib: 2048,
-        append: APPEND.into(),
+        // guest/init checks that this many CPUs came up.
+        append: format!("{APPEND} lab.cpus={}", guest.cpus),
+        icount: guest.icount,
     };
     let log = dir.join("serial.log");
-    let pb = Progress::spinner(&format!("guest {variant}"), "booting");
+    let what = if guest.icount { format!("guest {variant} (icount)") } else { format!("guest {variant}") };
+    let pb = Progress::spinner(&what, "booting");
     let start = Instant::now();
     let mut began = Instant::now();
     let outcome = qemu::run(machine.command(), &log, plan, wd, |e| match e {
@@ -68,10 +85,7 @@ pub fn boot(
             pb.message(&format!("{name} started at {}s", start.elapsed().as_secs()));
         }
         Event::End { name, rc } => {
-            pb.println(&format!(
-                "lab: guest {variant}: {name} finished (exit {rc}, {:.0}s)",
-                began.elapsed().as_secs_f64()
-            ));
+            pb.println(&format!("lab: {what}: {name} finished (exit {rc}, {:.0}s)", began.elapsed().as_secs_f64()));
         }
         Event::Line(_) => {}
     })?;
@@ -146,7 +160,7 @@ pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>, wd: &
         if let Some(r) = compile_fail(layout, v)? {
             rows.push(r);
         }
-        let (r, _) = boot(layout, &tc, v, &plan, &dir.join(v), wd)?;
+        let (r, _) = boot(layout, &tc, v, &plan, &dir.join(v), wd, Guest::TEST)?;
         rows.extend(r);
     }
     let base = tree::kernel_version(&layout.tree()).unwrap_or_default();

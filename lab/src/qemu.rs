@@ -27,6 +27,10 @@ pub struct Machine {
     pub cpus: u32,
     pub mem_mib: u32,
     pub append: String,
+    /// The guest's clock counts instructions (`-icount shift=0,sleep=off`:
+    /// one nanosecond per instruction, idle time skipped), so the time a
+    /// guest program measures is repeatable. It needs single-threaded TCG.
+    pub icount: bool,
 }
 
 impl Machine {
@@ -34,7 +38,12 @@ impl Machine {
     /// hang under it.
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.qemu);
-        c.args(["-accel", "tcg,thread=multi", "-cpu", "max"])
+        if self.icount {
+            c.args(["-accel", "tcg,thread=single", "-icount", "shift=0,sleep=off"]);
+        } else {
+            c.args(["-accel", "tcg,thread=multi"]);
+        }
+        c.args(["-cpu", "max"])
             .args(["-smp", &self.cpus.to_string(), "-m", &format!("{}M", self.mem_mib)])
             .args(["-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio"])
             .arg("-bios")
