@@ -227,10 +227,13 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// One line on the goal: how many icount configurations are within
-/// [`GOAL`], and which wall-clock ones are worse beyond their spread.
+/// One line on the goal: how many uncontended icount configurations are
+/// within [`GOAL`], and which wall-clock ones are worse beyond their
+/// spread. With the writer on, even icount varies by several percent (how
+/// the threads interleave changes from repeat to repeat), so the
+/// contended cases are judged by wall clock, as the issue asks.
 pub fn verdict(rows: &[Row]) -> String {
-    let icount: Vec<&Row> = rows.iter().filter(|r| r.clock == Clock::Icount).collect();
+    let icount: Vec<&Row> = rows.iter().filter(|r| r.clock == Clock::Icount && !r.key.writer).collect();
     let met = icount.iter().filter(|r| r.ratio <= GOAL).count();
     let worst = icount.iter().map(|r| r.ratio).fold(f64::NAN, f64::max);
     let slower: Vec<String> = rows
@@ -239,8 +242,8 @@ pub fn verdict(rows: &[Row]) -> String {
         .map(|r| format!("{} threads={} writer={}", r.key.kind, r.key.threads, u8::from(r.key.writer)))
         .collect();
     format!(
-        "goal Rust/C <= {GOAL} instructions per fault: {met} of {} configurations (worst {worst:.4}); \
-         wall-clock slower beyond the spread: {}",
+        "goal Rust/C <= {GOAL} instructions per fault without the writer: {met} of {} configurations \
+         (worst {worst:.4}); wall-clock slower beyond the spread: {}",
         icount.len(),
         if slower.is_empty() { "none".to_string() } else { slower.join(", ") }
     )
@@ -433,16 +436,28 @@ mod tests {
             (Clock::Icount, "rust".to_string(), sample("uffd", 2100.0)),
             // Only one variant: no row.
             (Clock::Icount, "c".to_string(), sample("file", 10.0)),
+            // Contended: not judged by icount.
+            (
+                Clock::Icount,
+                "c".to_string(),
+                Sample { key: Key { writer: true, ..sample("swapin", 1.0).key }, ..sample("swapin", 1.0) },
+            ),
+            (
+                Clock::Icount,
+                "rust".to_string(),
+                Sample { key: Key { writer: true, ..sample("swapin", 2.0).key }, ..sample("swapin", 2.0) },
+            ),
             (Clock::Wall, "c".to_string(), sample("anon", 10.0)),
             (Clock::Wall, "c".to_string(), sample("anon", 12.0)),
             (Clock::Wall, "rust".to_string(), sample("anon", 30.0)),
         ];
         let rows = summarise(&samples);
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
         assert_eq!((rows[0].key.kind.as_str(), rows[0].clock), ("anon", Clock::Icount));
         assert!((rows[0].ratio - 1.004).abs() < 1e-9);
-        assert!((rows[1].ratio - 1.05).abs() < 1e-9);
-        assert!(rows[2].worse_beyond_spread());
+        assert_eq!((rows[1].key.kind.as_str(), rows[1].key.writer), ("swapin", true));
+        assert!((rows[2].ratio - 1.05).abs() < 1e-9);
+        assert!(rows[3].worse_beyond_spread());
         let v = verdict(&rows);
         assert!(v.contains("1 of 2 configurations (worst 1.0500)"), "{v}");
         assert!(v.contains("slower beyond the spread: anon threads=1 writer=0"), "{v}");
