@@ -42,6 +42,7 @@
 #include <linux/userfaultfd.h>
 
 #include "kselftest.h"
+#include "guest_util.h"
 
 #define MAX_THREADS	2
 #define FAB_PATH	"/sys/kernel/debug/fault_around_bytes"
@@ -186,20 +187,6 @@ static const char *set_fault_around(void)
 	if (read_str(FAB_PATH, now, sizeof(now)))
 		return "unknown";
 	return now;
-}
-
-static bool swap_active(void)
-{
-	char line[256];
-	int lines = 0;
-	FILE *f = fopen("/proc/swaps", "r");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		lines++;
-	fclose(f);
-	return lines > 1;
 }
 
 /* Write the index pattern at the start and the end of page @i at @p. */

@@ -130,6 +130,8 @@
 #include <sys/wait.h>
 #include <linux/userfaultfd.h>
 
+#include "guest_util.h"
+
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT		21
 #endif
@@ -656,20 +658,6 @@ static void format_errnos(char *buf, size_t size, const unsigned long *hist)
 }
 
 /* ---- case 1, 2: swap-in ---- */
-
-static bool have_swap(void)
-{
-	char line[256];
-	int lines = 0;
-	FILE *f = fopen("/proc/swaps", "r");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		lines++;
-	fclose(f);
-	return lines > 1;	/* a header, then one line per swap area */
-}
 
 static long majflt_now(void)
 {
@@ -1415,7 +1403,7 @@ static void run_case(const struct test_case *tc, struct case_result *r)
 		tap_skip(tc->name, reason);
 		return;
 	}
-	if (tc->kind == SWAPIN && !have_swap()) {
+	if (tc->kind == SWAPIN && !swap_active()) {
 		tap_skip(tc->name, "no active swap (/proc/swaps is empty)");
 		return;
 	}

@@ -49,6 +49,8 @@
 #include <sys/wait.h>
 #include <linux/userfaultfd.h>
 
+#include "guest_util.h"
+
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
 #endif
@@ -2267,21 +2269,6 @@ static bool po_pagemap(uintptr_t b, size_t npages, unsigned long *swapped,
 	}
 	free(pm);
 	return true;
-}
-
-/* Whether /proc/swaps lists an active swap device (a line after its header). */
-static bool swap_active(void)
-{
-	FILE *f = fopen("/proc/swaps", "r");
-	char line[256];
-	int n = 0;
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		n++;
-	fclose(f);
-	return n > 1;
 }
 
 static void case_pageout_swapin_verify(void)
