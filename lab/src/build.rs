@@ -340,7 +340,6 @@ fn build_guest_program(layout: &Layout, name: &str, log: &Path) -> Result<()> {
     c.arg("-I").arg(layout.tree().join("tools/testing/selftests"));
     c.arg("-o").arg(&out).arg(&src);
     eprintln!("lab: building guest program {name} (log: {})", log.display());
-    cmd::run_logged(&mut c, log, |_| {}).with_context(|| {
-        format!("compiling {} failed: the compiler's messages are in {}", src.display(), log.display())
-    })
+    // run_logged's error already quotes the first errors and names the log.
+    cmd::run_logged(&mut c, log, |_| {}).with_context(|| format!("compiling {} failed", src.display()))
 }
