@@ -935,28 +935,39 @@ static unsigned int vmas_in_range(uintptr_t start, uintptr_t end)
 static void op_mremap(struct worker *w, struct region *r)
 {
 	size_t len = mix_len(), g = mix_guard(r);
+	unsigned int i, vmas;
 	uintptr_t old;
 	char *ph;
 	void *np;
-	unsigned int i;
 
 	pthread_rwlock_wrlock(&r->map_lock);
 	old = atomic_load(&r->base);
+	/*
+	 * A split region: mremap() would refuse it with EFAULT, but only after
+	 * MREMAP_FIXED has unmapped the destination, whose hole another
+	 * thread's mmap() may take at once. Nothing else changes this region's
+	 * VMAs while we hold its lock, so ask first.
+	 */
+	vmas = vmas_in_range(old, old + len);
+	if (vmas > 1) {
+		VOL_INC(mremap_split);
+		goto out;
+	}
 	ph = map_anon(len + 2 * g, PROT_NONE, false);
 	if (!ph)
 		goto out;
 	atomic_store(&r->base, 0);
 	np = mremap((void *)old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, ph + g);
 	if (np == MAP_FAILED) {
-		int e = errno;
-		unsigned int vmas = vmas_in_range(old, old + len);
-
-		/* A split region: the documented refusal, nothing moved. */
-		if (e == EFAULT && vmas > 1)
-			VOL_INC(mremap_split);
-		else
-			note_error("mremap: %s (region in %u VMAs)", errno_name(e), vmas);
-		unmap(ph, len + 2 * g);
+		note_error("mremap: %s (region in %u VMAs)", errno_name(errno), vmas);
+		/*
+		 * The middle of the placeholder may be unmapped already and
+		 * reused by another thread: leave it, drop only the guards.
+		 */
+		if (g) {
+			unmap(ph, g);
+			unmap(ph + g + len, g);
+		}
 		atomic_store(&r->base, old);
 		goto out;
 	}
