@@ -7,7 +7,7 @@ LAB := $(CARGO_TARGET_DIR)/release/lab
 
 VARIANT ?= rust
 
-.PHONY: run test check bench tree export apply lab lab-test clean-build
+.PHONY: run test check bench send tree export apply lab lab-test clean-build
 
 # series -> kernel -> boot -> mm selftests -> report, for $(VARIANT).
 run: lab
@@ -20,6 +20,7 @@ test: lab
 	$(LAB) tree > /dev/null
 	$(MAKE) lab-test
 	$(LAB) check
+	$(LAB) send --loopback
 	$(LAB) test
 
 # Every per-patch check (checkpatch, get_maintainer, rustfmt, builds with the
@@ -30,6 +31,11 @@ check: lab
 # The cost per page fault, c against rust, side by side (table, JSON, SVG).
 bench: lab
 	$(LAB) bench
+
+# The series as mail under build/send/ (a dry run of git send-email);
+# SEND=1 sends it with your git send-email configuration.
+send: lab
+	$(LAB) send $(if $(SEND),--really)
 
 lab-test:
 	$(CARGO) test --release --locked --workspace

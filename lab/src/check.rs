@@ -10,7 +10,8 @@
 //! folders as `make test`, so the last one leaves its kernels built, and
 //! ccache makes a second walk cheap. Then, on the tip of the series: an
 //! arm64 build with the option on, and `arch/<arch>/mm/fault.o` of
-//! powerpc, s390, riscv and arm, the other users of the shared fault tail.
+//! powerpc, s390, riscv and arm, the other users of the shared fault tail;
+//! and `make htmldocs` of the documentation the series touches.
 
 use anyhow::{bail, Context, Result};
 use regex::Regex;
@@ -86,8 +87,11 @@ pub struct Recipients {
 pub fn parse_maintainers(out: &str) -> Recipients {
     let mut r = Recipients::default();
     for line in out.lines().map(str::trim).filter(|l| l.contains('@')) {
-        let (addr, role) = match line.find(" (") {
-            Some(i) => (&line[..i], &line[i + 2..]),
+        // A name may have parentheses of its own ("Matthew Wilcox (Oracle)
+        // <willy@infradead.org>"): the role comes after the address.
+        let after = line.rfind('>').map_or(0, |i| i + 1);
+        let (addr, role) = match line[after..].find(" (") {
+            Some(i) => (&line[..after + i], &line[after + i + 2..]),
             None => (line, ""),
         };
         if ["maintainer:", "supporter:", "reviewer:"].iter().any(|r| role.starts_with(r)) {
@@ -195,7 +199,19 @@ fn default_interrupts() {
 }
 
 /// Runs every check; prints the table and returns whether all passed.
-pub fn run(layout: &Layout, tc: &Toolchain) -> Result<bool> {
+/// Which checks `run` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every patch, then the tip.
+    All,
+    /// The tip's checks only: other architectures and documentation.
+    Series,
+    /// The documentation only.
+    Docs,
+}
+
+/// Runs the checks of `scope`; returns whether every cell passed.
+pub fn run(layout: &Layout, tc: &Toolchain, scope: Scope) -> Result<bool> {
     let tree = layout.tree();
     let dirty = cmd::output(git(&tree).args(["status", "--porcelain", "--untracked-files=no"]))?;
     if !dirty.trim().is_empty() {
@@ -209,16 +225,22 @@ pub fn run(layout: &Layout, tc: &Toolchain) -> Result<bool> {
         .context("the work tree is not on a branch (an interrupted `make check`?): check out `main` first")?
         .trim()
         .to_string();
-    let commits: Vec<String> =
+    let commits: Vec<String> = if scope != Scope::All {
+        Vec::new()
+    } else {
         cmd::output(git(&tree).args(["rev-list", "--reverse", &format!("{}..HEAD", tree::BASE_TAG)]))?
             .lines()
             .map(str::to_string)
-            .collect();
+            .collect()
+    };
     let dir = layout.build.join("check");
     let logs = dir.join("logs");
     let mail = dir.join("mail");
     for d in [&logs, &mail] {
-        let _ = fs::remove_dir_all(d);
+        // A partial run keeps the logs of the last whole one.
+        if scope == Scope::All {
+            let _ = fs::remove_dir_all(d);
+        }
         fs::create_dir_all(d)?;
     }
     let mut rows = Vec::new();
@@ -241,12 +263,10 @@ pub fn run(layout: &Layout, tc: &Toolchain) -> Result<bool> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted; {} is back on {branch}", tree.display());
     }
-    eprintln!("lab: check series: other architectures");
-    rows.push(Row {
-        name: "series".into(),
-        subject: "the tip on other architectures".into(),
-        cells: check_arches(layout, tc, &logs)?,
-    });
+    eprintln!("lab: check series: other architectures, documentation");
+    let mut cells = if scope == Scope::Docs { Vec::new() } else { check_arches(layout, tc, &logs)? };
+    cells.push(check_docs(layout, &logs)?);
+    rows.push(Row { name: "series".into(), subject: "the tip: other architectures, documentation".into(), cells });
     let text = table(&rows);
     print!("{text}");
     fs::write(dir.join("results.json"), serde_json::to_string_pretty(&rows)?)?;
@@ -472,6 +492,148 @@ fn check_arches(layout: &Layout, tc: &Toolchain, logs: &Path) -> Result<Vec<Cell
     Ok(cells)
 }
 
+/// The documentation folders (under Documentation/) that show what the
+/// series changes: those of the pages it changes, and those whose pages
+/// pull kernel-doc from a file it changes.
+fn docs_dirs(tree: &Path, ours: &[String]) -> Result<Vec<String>> {
+    let mut pages: Vec<String> =
+        ours.iter().filter(|f| f.starts_with("Documentation/") && f.ends_with(".rst")).cloned().collect();
+    for f in ours.iter().filter(|f| !f.starts_with("Documentation/")) {
+        // `git grep` exits 1 when nothing matches.
+        if let Ok(out) =
+            cmd::output(git(tree).args(["grep", "-l", &format!("kernel-doc:: {f}"), "--", "Documentation"]))
+        {
+            pages.extend(out.lines().map(str::to_string));
+        }
+    }
+    let mut dirs: Vec<String> = pages
+        .iter()
+        .filter_map(|p| p.strip_prefix("Documentation/")?.split_once('/').map(|(d, _)| d.to_string()))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    Ok(dirs)
+}
+
+/// Warnings of `scripts/kernel-doc -none -Wall` on `file`.
+fn kernel_doc_warnings(tree: &Path, file: &Path) -> Result<Vec<String>> {
+    let out = Command::new(tree.join("scripts/kernel-doc"))
+        .args(["-none", "-Wall"])
+        .arg(file)
+        .output()
+        .context("cannot run scripts/kernel-doc")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Ok(text.lines().filter(|l| l.contains("warning:")).map(str::to_string).collect())
+}
+
+/// The lines of a docs build that warn about one of the `added` files:
+/// naming it, or, for a page, naming it as a toctree does
+/// ("Documentation/mm/fault_lock.rst" is "mm/fault_lock" there).
+fn warnings_about<'a>(text: &'a str, added: &[String]) -> Vec<&'a str> {
+    let names: Vec<String> = added
+        .iter()
+        .flat_map(|f| {
+            let page = f.strip_prefix("Documentation/").and_then(|p| p.strip_suffix(".rst")).map(str::to_string);
+            std::iter::once(f.clone()).chain(page)
+        })
+        .collect();
+    text.lines()
+        .filter(|l| l.to_ascii_lowercase().contains("warning") && names.iter().any(|n| l.contains(n.as_str())))
+        .collect()
+}
+
+/// `make htmldocs` for the documentation folders the series touches, red
+/// on a warning the series adds or on a page of the series not rendered.
+///
+/// A restricted build (SPHINXDIRS) warns about references into folders it
+/// did not build, in the series' files too (mm/index.rst), so a warning
+/// counts when it names or mentions a file the series adds. The kernel-doc
+/// comments of the files it changes are compared with base directly:
+/// kernel-doc's warnings on each, before and after.
+fn check_docs(layout: &Layout, logs: &Path) -> Result<Cell> {
+    let start = Instant::now();
+    let tree = layout.tree();
+    let ours = series_files(&tree)?;
+    let dirs = docs_dirs(&tree, &ours)?;
+    if dirs.is_empty() {
+        return Ok(not_applicable("htmldocs", "no documentation is changed or pulls kernel-doc from the series"));
+    }
+    let what = format!("SPHINXDIRS={}", dirs.join(","));
+    let added: Vec<String> =
+        cmd::output(git(&tree).args(["diff", "--name-only", "--diff-filter=A", &format!("{}..HEAD", tree::BASE_TAG)]))?
+            .lines()
+            .map(str::to_string)
+            .collect();
+
+    // kernel-doc on each changed source file, against its base version.
+    let scratch = layout.build.join("tmp").join("kernel-doc");
+    fs::create_dir_all(&scratch)?;
+    for f in ours.iter().filter(|f| !f.starts_with("Documentation/") && (f.ends_with(".c") || f.ends_with(".h"))) {
+        let now = kernel_doc_warnings(&tree, &tree.join(f))?;
+        let before = match cmd::output(git(&tree).args(["show", &format!("{}:{f}", tree::BASE_TAG)])) {
+            Ok(text) => {
+                let old = scratch.join(f.replace('/', "_"));
+                fs::write(&old, text)?;
+                kernel_doc_warnings(&tree, &old)?.len()
+            }
+            Err(_) => 0,
+        };
+        if now.len() > before {
+            return Ok(cell(
+                "htmldocs",
+                Status::Fail,
+                format!("kernel-doc: {f} has {} warnings, {before} at base: {}", now.len(), now[0]),
+                None,
+                start,
+            ));
+        }
+    }
+    let _ = fs::remove_dir_all(&scratch);
+
+    let out = layout.kbuild("htmldocs");
+    let _ = fs::remove_dir_all(out.join("Documentation/output"));
+    fs::create_dir_all(&out)?;
+    let log = logs.join("series-htmldocs.log");
+    let _ = fs::remove_file(&log);
+    let mut c = Command::new("make");
+    c.arg("-C").arg(&tree).arg(format!("O={}", out.display()));
+    c.arg(format!("SPHINXDIRS={}", dirs.join(" "))).arg("htmldocs");
+    // Debian's sphinx-build and python3 (with its yaml module), not those of
+    // a pyenv or venv earlier on PATH.
+    c.env("PATH", format!("/usr/bin:/bin:{}", std::env::var("PATH").unwrap_or_default()));
+    let (ok, text) = run_to_log(&mut c, &log);
+    if !ok {
+        let first = text.lines().find(|l| cmd::looks_like_error(l) || l.contains("ERROR")).unwrap_or("see the log");
+        return Ok(cell("htmldocs", Status::Fail, format!("{what}: {first}"), Some(log), start));
+    }
+    let warnings = warnings_about(&text, &added);
+    if let Some(w) = warnings.first() {
+        return Ok(cell(
+            "htmldocs",
+            Status::Fail,
+            format!("{what}: {} warnings about the series' pages, first: {w}", warnings.len()),
+            Some(log),
+            start,
+        ));
+    }
+    // Each page the series adds was rendered.
+    let html = out.join("Documentation/output");
+    for page in added.iter().filter(|f| f.starts_with("Documentation/") && f.ends_with(".rst")) {
+        let rel = page.trim_start_matches("Documentation/").trim_end_matches(".rst");
+        let file = html.join(format!("{rel}.html"));
+        if !file.is_file() {
+            return Ok(cell(
+                "htmldocs",
+                Status::Fail,
+                format!("{page} was not rendered to {}", file.display()),
+                Some(log),
+                start,
+            ));
+        }
+    }
+    Ok(cell("htmldocs", Status::Pass, format!("{what}: rendered, no new warning"), Some(log), start))
+}
+
 /// The patch x check table, the series' checks, then the detail of every
 /// red cell.
 pub fn table(rows: &[Row]) -> String {
@@ -527,14 +689,29 @@ mod tests {
     }
 
     #[test]
+    fn docs_warnings_count_only_about_what_the_series_adds() {
+        let added = vec!["Documentation/mm/fault_lock.rst".to_string(), "include/linux/fault_lock.h".to_string()];
+        let log = "/t/Documentation/mm/index.rst:5: WARNING: undefined label: 'memory_allocation'\n\
+                   /t/Documentation/mm/fault_lock.rst:12: WARNING: Title underline too short.\n\
+                   /t/Documentation/mm/index.rst:10: WARNING: toctree contains reference to nonexisting document 'mm/fault_lock'\n\
+                   /t/include/linux/fault_lock.h:60: warning: Function parameter or struct member 'vma' not described\n\
+                   /t/Documentation/mm/fault_lock.rst:3: INFO: nothing to see\n";
+        let w = warnings_about(log, &added);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w.iter().all(|l| !l.contains("memory_allocation")));
+    }
+
+    #[test]
     fn maintainers_split() {
         let out = "Andrew Morton <akpm@linux-foundation.org> (maintainer:MEMORY MANAGEMENT)\n\
                    Miguel Ojeda <ojeda@kernel.org> (maintainer:RUST)\n\
                    Boqun Feng <boqun.feng@gmail.com> (reviewer:RUST)\n\
+                   \"Matthew Wilcox (Oracle)\" <willy@infradead.org> (maintainer:PAGE CACHE)\n\
                    linux-mm@kvack.org (open list:MEMORY MANAGEMENT)\n\
                    linux-kernel@vger.kernel.org (open list)\n";
         let r = parse_maintainers(out);
-        assert_eq!(r.to.len(), 3);
+        assert_eq!(r.to.len(), 4);
+        assert_eq!(r.to[3], "\"Matthew Wilcox (Oracle)\" <willy@infradead.org>");
         assert_eq!(r.cc, vec!["linux-mm@kvack.org", "linux-kernel@vger.kernel.org"]);
         assert_eq!(r.lists, vec!["linux-mm@kvack.org"]);
         // The catch-all list alone is no subsystem's list.

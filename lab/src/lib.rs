@@ -16,5 +16,7 @@ pub mod progress;
 pub mod qemu;
 pub mod report;
 pub mod results;
+pub mod send;
 pub mod setup;
+pub mod smtp;
 pub mod tree;

@@ -59,8 +59,16 @@ enum Cmd {
     CompileFail { variants: Vec<String> },
     /// Check each patch (checkpatch, get_maintainer, rustfmt, builds with
     /// the option off and on, rustdoc) and the tip on arm64 (build) and
-    /// powerpc, s390, riscv, arm (fault.o); print a patch x check table.
-    Check,
+    /// powerpc, s390, riscv, arm (fault.o) and the documentation it
+    /// touches (make htmldocs); print a patch x check table.
+    Check {
+        /// Only the tip's checks: other architectures and documentation.
+        #[arg(long)]
+        series_only: bool,
+        /// Only the documentation (make htmldocs, kernel-doc).
+        #[arg(long, conflicts_with = "series_only")]
+        docs_only: bool,
+    },
     /// Measure the cost per page fault on the c and rust kernels side by
     /// side (guest/programs/fault_bench.c): instructions per fault under
     /// -icount, wall-clock time under MTTCG; table, JSON and SVG.
@@ -74,6 +82,18 @@ enum Cmd {
         /// Wall-clock rounds (each boots c, then rust).
         #[arg(long, default_value_t = 2)]
         rounds: u32,
+    },
+    /// Write the series as mail (format-patch with the cover letter, base
+    /// and To/Cc from get_maintainer.pl) under build/send/ and show what
+    /// `git send-email` would send.
+    Send {
+        /// Send it, with your git send-email configuration.
+        #[arg(long, conflicts_with = "loopback")]
+        really: bool,
+        /// Send it to a mail server of the lab's own on 127.0.0.1, apply what
+        /// arrives to base with `git am` and compare the trees.
+        #[arg(long)]
+        loopback: bool,
     },
     /// List the kernel variants config/ defines.
     Variants,
@@ -163,12 +183,22 @@ fn real_main() -> Result<bool> {
         }
         Cmd::CallPath { variants } => return static_check(&layout, variants, pipeline::call_path),
         Cmd::CompileFail { variants } => return static_check(&layout, variants, pipeline::compile_fail),
-        Cmd::Check => {
+        Cmd::Check { series_only, docs_only } => {
+            use lab::check::Scope;
             let tc = pipeline::prepare(&layout)?;
-            return lab::check::run(&layout, &tc);
+            let scope = match (series_only, docs_only) {
+                (_, true) => Scope::Docs,
+                (true, _) => Scope::Series,
+                _ => Scope::All,
+            };
+            return lab::check::run(&layout, &tc, scope);
         }
         Cmd::Bench { pages, repeats, rounds } => {
             return lab::bench::run(&layout, &lab::bench::Options { pages, repeats, rounds });
+        }
+        Cmd::Send { really, loopback } => {
+            pipeline::prepare(&layout)?;
+            return lab::send::run(&layout, really, loopback);
         }
         Cmd::Variants => {
             for v in build::variants(&layout)? {

@@ -35,6 +35,7 @@ pub const PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "git",
+    "git-email",
     "perl",
     "python3",
     // checkpatch.pl's SPDX check (scripts/spdxcheck.py).
@@ -48,6 +49,9 @@ pub const PACKAGES: &[&str] = &[
     "lld-16",
     "llvm-16",
     "binutils-s390x-linux-gnu",
+    // `make check` renders the series' Documentation/ pages (make htmldocs).
+    "python3-sphinx",
+    "python3-yaml",
 ];
 
 /// The bindgen release the lab builds with (installed from crates.io).

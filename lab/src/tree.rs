@@ -492,6 +492,23 @@ pub fn export(layout: &Layout) -> Result<Vec<String>> {
             changed.push(format!("-{f}"));
         }
     }
+    let cover = patches.join(COVER_LETTER);
+    if cover.is_file() {
+        // The patches are exported already: a cover letter the lab cannot
+        // read is the developer's to fix, not a reason to stop.
+        match crate::send::refresh_cover_letter(&tree, &cover, &tmp.join("cover")) {
+            Ok(Some(text)) => {
+                fs::write(&cover, text)?;
+                changed.push(COVER_LETTER.into());
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!(
+                "lab: warning: {} was not brought up to date with the series: {e:#}. It needs a \
+                 `Subject: [PATCH ... 00/NN] title` header and its text before the shortlog.",
+                cover.display()
+            ),
+        }
+    }
     let mut series = String::new();
     for n in &names {
         series.push_str(n);

@@ -109,6 +109,21 @@ fn export_then_apply_then_export_changes_no_byte() {
 }
 
 #[test]
+fn export_brings_the_cover_letter_up_to_date_with_the_series() {
+    let (_a, layout) = two_patch_series();
+    let cover = layout.patches().join("0000-cover-letter.patch");
+    fs::write(&cover, "From: A <a@b>\nDate: Thu, 1 Jan 2026 00:00:00 +0000\nSubject: [PATCH RFC 0/9] mm: x\n\nWhy.\n\nOld (9):\n  gone\n").unwrap();
+    let changed = tree::export(&layout).unwrap();
+    assert!(changed.contains(&"0000-cover-letter.patch".to_string()), "{changed:?}");
+    let text = fs::read_to_string(&cover).unwrap();
+    assert!(text.contains("Subject: [PATCH RFC 0/2] mm: x\n\nWhy.\n\n"), "{text}");
+    assert!(text.contains("  mm: change line 20\n") && !text.contains("gone"), "{text}");
+    assert!(text.contains("\nbase-commit: "), "{text}");
+    // Only the date would change: nothing to write.
+    assert!(tree::export(&layout).unwrap().is_empty());
+}
+
+#[test]
 fn export_removes_dropped_patches_but_keeps_the_cover_letter() {
     let (_a, layout) = two_patch_series();
     fs::write(layout.patches().join("0000-cover-letter.patch"), "cover").unwrap();

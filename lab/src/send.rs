@@ -1,0 +1,574 @@
+//! `make send`: the series as the mail that goes to linux-mm.
+//!
+//! `git format-patch --cover-letter --base` writes the series with a
+//! Signed-off-by from the sender's git identity. The cover letter takes its
+//! subject and text from `patches/0000-cover-letter.patch`, and its
+//! shortlog, diffstat and base-commit from the series as it is. Each mail
+//! gets To and Cc from get_maintainer.pl; the cover letter goes to everyone
+//! any patch goes to.
+//!
+//! Without `--really` it is a dry run (`git send-email --dry-run`). With
+//! `--loopback` it sends for real, to a mail server of its own on 127.0.0.1
+//! ([`crate::smtp`]), then applies what arrived with `git am` on a fresh
+//! checkout of `base` and checks that the result is the tree's, byte for
+//! byte.
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::LazyLock;
+
+use crate::check::{self, Recipients};
+use crate::cmd;
+use crate::layout::Layout;
+use crate::smtp;
+use crate::tree::{self, git, TreeState, BASE_TAG, COVER_LETTER};
+
+/// What the kept cover letter contributes: the subject and the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cover {
+    /// The subject prefix inside the brackets, without the numbers
+    /// (`PATCH RFC`).
+    pub prefix: String,
+    /// The subject after the brackets.
+    pub title: String,
+    /// The text before the shortlog.
+    pub blurb: String,
+}
+
+/// `[PATCH RFC 00/15] title`
+static SUBJECT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\[(.*?) ?\d+/\d+\] (.*)$").expect("valid regex"));
+/// The shortlog's first line: `Author Name (15):`.
+static SHORTLOG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\S.* \(\d+\):$").expect("valid regex"));
+
+/// The header block of a mail (up to the first empty line) and its body.
+fn split_mail(text: &str) -> (&str, &str) {
+    match text.find("\n\n") {
+        Some(i) => (&text[..=i], &text[i + 2..]),
+        None => (text, ""),
+    }
+}
+
+/// A header's value, with folded lines joined.
+fn header(headers: &str, name: &str) -> Option<String> {
+    let mut lines = headers.lines().peekable();
+    while let Some(l) = lines.next() {
+        let Some(v) = l.strip_prefix(name).and_then(|r| r.strip_prefix(':')) else { continue };
+        let mut v = v.trim().to_string();
+        while let Some(next) = lines.next_if(|n| n.starts_with([' ', '\t'])) {
+            v.push(' ');
+            v.push_str(next.trim());
+        }
+        return Some(v);
+    }
+    None
+}
+
+/// Reads the kept cover letter.
+pub fn parse_cover(text: &str) -> Result<Cover> {
+    let (headers, body) = split_mail(text);
+    let subject = header(headers, "Subject").context("the cover letter has no Subject header")?;
+    let c = SUBJECT
+        .captures(&subject)
+        .with_context(|| format!("the cover letter's subject `{subject}` is not `[PREFIX NN/MM] title`"))?;
+    let mut blurb: Vec<&str> = body.lines().take_while(|l| !SHORTLOG.is_match(l)).collect();
+    while blurb.last().is_some_and(|l| l.trim().is_empty()) {
+        blurb.pop();
+    }
+    if blurb.is_empty() {
+        bail!("the cover letter has no text before its shortlog");
+    }
+    Ok(Cover { prefix: c[1].to_string(), title: c[2].to_string(), blurb: blurb.join("\n") })
+}
+
+/// Fills the cover letter that format-patch generated with `cover`.
+pub fn fill_cover(generated: &str, cover: &Cover) -> Result<String> {
+    for mark in ["*** SUBJECT HERE ***", "*** BLURB HERE ***"] {
+        if !generated.contains(mark) {
+            bail!("format-patch's cover letter has no `{mark}` to fill");
+        }
+    }
+    Ok(generated.replacen("*** SUBJECT HERE ***", &cover.title, 1).replacen("*** BLURB HERE ***", &cover.blurb, 1))
+}
+
+/// Adds To and Cc headers, one address per line, at the end of a mail's
+/// header block.
+pub fn add_recipients(mail: &str, r: &Recipients) -> String {
+    let (headers, body) = split_mail(mail);
+    let mut s = headers.to_string();
+    for a in &r.to {
+        s.push_str(&format!("To: {a}\n"));
+    }
+    for a in &r.cc {
+        s.push_str(&format!("Cc: {a}\n"));
+    }
+    s.push('\n');
+    s.push_str(body);
+    s
+}
+
+/// Everyone any of `all` goes to, first seen first; an address that is a
+/// To anywhere is not also a Cc.
+pub fn union(all: &[Recipients]) -> Recipients {
+    let mut out = Recipients::default();
+    for r in all {
+        for a in &r.to {
+            if !out.to.contains(a) {
+                out.to.push(a.clone());
+            }
+        }
+    }
+    for r in all {
+        for a in &r.cc {
+            if !out.to.contains(a) && !out.cc.contains(a) {
+                out.cc.push(a.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The series as mail: the files in sending order (cover letter first) and
+/// each one's recipients.
+pub struct Series {
+    pub files: Vec<PathBuf>,
+    pub recipients: Vec<Recipients>,
+}
+
+/// How the recipients of one patch file are found.
+pub type Maintainers<'a> = &'a dyn Fn(&Path) -> Result<Recipients>;
+
+/// get_maintainer.pl of the tree, as `make check` runs it.
+pub fn get_maintainer(tree: &Path) -> impl Fn(&Path) -> Result<Recipients> + '_ {
+    move |patch: &Path| {
+        let out = cmd::output(
+            Command::new(tree.join("scripts/get_maintainer.pl"))
+                .current_dir(tree)
+                .args(["--no-git", "--no-git-fallback"])
+                .arg(patch),
+        )?;
+        Ok(check::parse_maintainers(&out))
+    }
+}
+
+/// The sender's identity (`Name <address>`) as git is configured in
+/// `tree`, or `None` when no name or address is set.
+pub fn sender(tree: &Path) -> Option<String> {
+    let get = |env: &str, key: &str| {
+        std::env::var(env)
+            .ok()
+            .or_else(|| cmd::output(git(tree).args(["config", "--get", key])).ok())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    Some(format!("{} <{}>", get("GIT_COMMITTER_NAME", "user.name")?, get("GIT_COMMITTER_EMAIL", "user.email")?))
+}
+
+/// The identity the loopback round trip sends as when git has none.
+pub const LOOPBACK_SENDER: &str = "lab round trip <lab@localhost>";
+
+/// `Name <address>` as its two parts.
+fn split_ident(ident: &str) -> Result<(&str, &str)> {
+    let (name, rest) = ident.split_once(" <").with_context(|| format!("`{ident}` is not `Name <address>`"))?;
+    Ok((name, rest.trim_end_matches('>')))
+}
+
+/// Reads the kept cover letter.
+fn read_cover(cover_file: &Path) -> Result<Cover> {
+    let text = fs::read_to_string(cover_file)
+        .with_context(|| format!("cannot read the cover letter {}", cover_file.display()))?;
+    parse_cover(&text).with_context(|| format!("in {}", cover_file.display()))
+}
+
+/// `git format-patch --cover-letter --base` of the series into `dir`,
+/// signed off by `from` if given, the cover letter filled with `cover`;
+/// returns the files in order, the cover letter first.
+fn format_patch(tree: &Path, dir: &Path, cover: &Cover, from: Option<&str>) -> Result<Vec<PathBuf>> {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir)?;
+    let mut c = git(tree);
+    c.args(["format-patch", "--cover-letter", "--no-signature", "--encode-email-headers"])
+        .arg(format!("--base={BASE_TAG}"))
+        .arg(format!("--subject-prefix={}", cover.prefix));
+    match from {
+        Some(from) => {
+            let (name, email) = split_ident(from)?;
+            c.arg("--signoff").env("GIT_COMMITTER_NAME", name).env("GIT_COMMITTER_EMAIL", email);
+        }
+        // The kept copy does not depend on the commits' hashes.
+        None => {
+            c.arg("--zero-commit");
+        }
+    }
+    let out = cmd::output(c.arg("-o").arg(dir).arg(format!("{BASE_TAG}..HEAD")))?;
+    let files: Vec<PathBuf> = out.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
+    let Some(first) = files.first() else { bail!("the series is empty: nothing to send") };
+    fs::write(first, fill_cover(&fs::read_to_string(first)?, cover)?)?;
+    Ok(files)
+}
+
+/// The kept cover letter brought up to date with the series: its subject
+/// and text, with the shortlog, diffstat and base-commit of the tree's
+/// series. `None` if only its date would change.
+pub fn refresh_cover_letter(tree: &Path, cover_file: &Path, scratch: &Path) -> Result<Option<String>> {
+    let cover = read_cover(cover_file)?;
+    let files = format_patch(tree, scratch, &cover, None)?;
+    let new = fs::read_to_string(&files[0])?;
+    let _ = fs::remove_dir_all(scratch);
+    let undated = |t: &str| t.lines().filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\n");
+    let old = fs::read_to_string(cover_file)?;
+    Ok((undated(&old) != undated(&new)).then_some(new))
+}
+
+/// Writes the series from `base` to the tree's HEAD as mail into `dir`,
+/// signed off by `from` (`Name <address>`).
+pub fn format(tree: &Path, cover_file: &Path, dir: &Path, from: &str, maintainers: Maintainers<'_>) -> Result<Series> {
+    let cover = read_cover(cover_file)?;
+    let files = format_patch(tree, dir, &cover, Some(from))?;
+    let Some((first, patches)) = files.split_first() else { bail!("the series is empty: nothing to send") };
+    let mut recipients = Vec::new();
+    for p in patches {
+        recipients.push(maintainers(p).with_context(|| format!("get_maintainer.pl on {}", p.display()))?);
+    }
+    let all = union(&recipients);
+    fs::write(first, add_recipients(&fs::read_to_string(first)?, &all))?;
+    for (p, r) in patches.iter().zip(&recipients) {
+        fs::write(p, add_recipients(&fs::read_to_string(p)?, r))?;
+    }
+    recipients.insert(0, all);
+    Ok(Series { files, recipients })
+}
+
+/// `git send-email` for `files`, from `from`, with the developer's own
+/// configuration (SMTP server, identity) unless `isolated`.
+fn send_email(tree: &Path, from: &str, files: &[PathBuf], isolated: bool) -> Result<Command> {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(tree);
+    if isolated {
+        let (name, email) = split_ident(from)?;
+        c.env("GIT_CONFIG_GLOBAL", "/dev/null").env("GIT_CONFIG_NOSYSTEM", "1");
+        // send-email asks git for an identity, which the global
+        // configuration would have given.
+        for who in ["AUTHOR", "COMMITTER"] {
+            c.env(format!("GIT_{who}_NAME"), name).env(format!("GIT_{who}_EMAIL"), email);
+        }
+    }
+    c.args(["send-email", "--confirm=never", "--no-annotate", "--no-format-patch", "--to-cover", "--cc-cover"]);
+    c.arg(format!("--from={from}"));
+    c.args(files);
+    c.env("GIT_TERMINAL_PROMPT", "0");
+    Ok(c)
+}
+
+/// The tree of a commit.
+fn tree_id(repo: &Path, rev: &str) -> Result<String> {
+    Ok(cmd::output(git(repo).args(["rev-parse", &format!("{rev}^{{tree}}")]))?.trim().to_string())
+}
+
+/// What a round trip received, checked against what was sent.
+pub struct RoundTrip {
+    pub messages: usize,
+    pub recipients: usize,
+    pub tree: String,
+}
+
+/// Sends `series` to a server on loopback, applies what arrived to a fresh
+/// checkout of `base` and checks that the result is `tree`'s HEAD.
+///
+/// `work` holds the received messages, the logs and the checkout (removed
+/// after a match).
+pub fn round_trip(tree: &Path, from: &str, series: &Series, work: &Path) -> Result<RoundTrip> {
+    let server = smtp::Server::start()?;
+    let _ = fs::remove_dir_all(work);
+    fs::create_dir_all(work)?;
+    let log = work.join("send-email.log");
+    eprintln!(
+        "lab: git send-email: {} messages to 127.0.0.1:{} (log: {})",
+        series.files.len(),
+        server.port(),
+        log.display()
+    );
+    let mut c = send_email(tree, from, &series.files, true)?;
+    c.args(["--smtp-server=127.0.0.1", "--smtp-encryption=none"]);
+    c.arg(format!("--smtp-server-port={}", server.port()));
+    cmd::run_logged(&mut c, &log, |_| {}).context("git send-email could not deliver the series on loopback")?;
+
+    let got = server.received();
+    if got.len() != series.files.len() {
+        bail!("sent {} messages, the server received {} (log: {})", series.files.len(), got.len(), log.display());
+    }
+    let inbox = work.join("received");
+    fs::create_dir_all(&inbox)?;
+    let mut mails = Vec::new();
+    let mut rcpts = 0;
+    for (i, (m, want)) in got.iter().zip(&series.recipients).enumerate() {
+        let text = String::from_utf8_lossy(&m.data).replace("\r\n", "\n");
+        let file = inbox.join(format!("{i:04}.eml"));
+        fs::write(&file, &text)?;
+        let subject = header(split_mail(&text).0, "Subject").unwrap_or_default();
+        let n = SUBJECT_NUMBER.captures(&subject).map(|c| c[1].parse::<usize>().unwrap_or(usize::MAX));
+        if n != Some(i) {
+            bail!("message {i} arrived out of order or without its number: `{subject}` ({})", file.display());
+        }
+        // Each address get_maintainer.pl named was an envelope recipient.
+        for a in want.to.iter().chain(&want.cc) {
+            let addr = address(a);
+            if !m.rcpt.iter().any(|r| r.eq_ignore_ascii_case(addr)) {
+                bail!("`{subject}` did not go to {addr} (it went to {}; {})", m.rcpt.join(", "), file.display());
+            }
+        }
+        rcpts += m.rcpt.len();
+        if i > 0 {
+            mails.push(file);
+        }
+    }
+
+    let checkout = work.join("base");
+    // A checkout left by an earlier failed run was removed with `work`.
+    cmd::output(git(tree).args(["worktree", "prune"]))?;
+    eprintln!("lab: checking out base in {} and applying the {} patches received", checkout.display(), mails.len());
+    cmd::output(git(tree).args(["worktree", "add", "--detach", "--quiet"]).arg(&checkout).arg(BASE_TAG))
+        .context("cannot check out base for the round trip")?;
+    let res = apply_and_compare(tree, &checkout, &mails, from, work);
+    if res.is_ok() {
+        let _ = cmd::output(git(tree).args(["worktree", "remove", "--force"]).arg(&checkout));
+    }
+    let tree_hash = res?;
+    Ok(RoundTrip { messages: got.len(), recipients: rcpts, tree: tree_hash })
+}
+
+/// `[PATCH RFC 03/15]`: the number.
+static SUBJECT_NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\[.*?(\d+)/\d+\]").expect("valid regex"));
+
+/// The address in `Name <address>`.
+fn address(a: &str) -> &str {
+    match (a.rfind('<'), a.rfind('>')) {
+        (Some(s), Some(e)) if s < e => &a[s + 1..e],
+        _ => a.trim(),
+    }
+}
+
+/// Each commit's author and message after `base`, in order. (Not the
+/// date: git send-email dates each mail when it sends it, and git am takes
+/// the author date from the mail.)
+fn commits(repo: &Path) -> Result<Vec<String>> {
+    let out =
+        cmd::output(git(repo).args(["log", "--reverse", "--format=%an <%ae>%n%B%x00", &format!("{BASE_TAG}..HEAD")]))?;
+    Ok(out.split('\0').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect())
+}
+
+/// Applies `mails` in order to `checkout` (at `base`) and checks that the
+/// result is `tree`'s HEAD: the same tree object, and each commit with the
+/// same author and message, but for `from`'s added sign-off. Returns
+/// the tree's hash.
+fn apply_and_compare(tree: &Path, checkout: &Path, mails: &[PathBuf], from: &str, work: &Path) -> Result<String> {
+    let log = work.join("am.log");
+    let mut am = git(checkout);
+    am.args(["-c", "user.name=lab round trip", "-c", "user.email=lab@localhost", "am", "--quiet"]).args(mails);
+    cmd::run_logged(&mut am, &log, |_| {}).context("the received mail does not apply to base with git am")?;
+    let want = tree_id(tree, "HEAD")?;
+    let got = tree_id(checkout, "HEAD")?;
+    if want != got {
+        let stat = cmd::output(git(tree).args(["diff", "--stat", "HEAD", &got])).unwrap_or_default();
+        bail!(
+            "the received series applies, but its tree {got} is not the lab's {want}:\n{stat}checkout kept in {}",
+            checkout.display()
+        );
+    }
+    let (sent, applied) = (commits(tree)?, commits(checkout)?);
+    if sent.len() != applied.len() {
+        bail!("{} commits were sent, {} applied (checkout kept in {})", sent.len(), applied.len(), checkout.display());
+    }
+    let signoff = format!("Signed-off-by: {from}");
+    for (s, a) in sent.iter().zip(&applied) {
+        let resigned = format!("{s}\n{signoff}");
+        if a != s && *a != resigned {
+            bail!("a commit changed on the way (checkout kept in {}):\nsent:\n{s}\napplied:\n{a}", checkout.display());
+        }
+    }
+    Ok(got)
+}
+
+/// `lab send`: writes the mail under build/send/, then a dry run, a real
+/// send with the developer's git configuration (`really`), or the loopback
+/// round trip.
+pub fn run(layout: &Layout, really: bool, loopback: bool) -> Result<bool> {
+    let tree = layout.tree();
+    match tree::state(layout)? {
+        TreeState::UpToDate => {}
+        TreeState::Dirty(files) => bail!(
+            "{} has uncommitted changes, which would not be sent:\n{files}Commit them and `make export` first.",
+            tree.display()
+        ),
+        TreeState::Diverged(_) => bail!(
+            "the commits in {} differ from patches/: `make export` (to send the tree) or `make apply` \
+             (to send patches/) first",
+            tree.display()
+        ),
+        TreeState::AmInProgress => bail!("a `git am` is in progress in {}: finish or abort it first", tree.display()),
+        TreeState::Replaceable => bail!("{} does not hold the series yet: run `make tree` first", tree.display()),
+    }
+    let from = match sender(&tree) {
+        Some(s) => s,
+        None if loopback => LOOPBACK_SENDER.to_string(),
+        None => bail!(
+            "git has no identity to sign off and send with: set it with \
+             `git config --global user.name 'Your Name'` and `git config --global user.email you@example.org`"
+        ),
+    };
+    let dir = layout.build.join("send");
+    let gm = get_maintainer(&tree);
+    let series = format(&tree, &layout.patches().join(COVER_LETTER), &dir.join("mail"), &from, &gm)?;
+    for (f, r) in series.files.iter().zip(&series.recipients) {
+        let text = fs::read_to_string(f)?;
+        let subject = header(split_mail(&text).0, "Subject").unwrap_or_default();
+        println!("{subject}\n  To: {}\n  Cc: {}", r.to.join(", "), r.cc.join(", "));
+    }
+    println!("mail: {}", dir.join("mail").display());
+    if loopback {
+        let rt = round_trip(&tree, &from, &series, &dir.join("loopback"))?;
+        println!(
+            "make send: round trip passed: {} messages through git send-email to 127.0.0.1, {} envelope \
+             recipients, git am on base gives tree {}, the lab's tree",
+            rt.messages, rt.recipients, rt.tree
+        );
+        return Ok(true);
+    }
+    let mut c = send_email(&tree, &from, &series.files, false)?;
+    if !really {
+        c.arg("--dry-run");
+    }
+    let log = dir.join("send-email.log");
+    let mut results = 0;
+    let mut error = None;
+    eprintln!("lab: git send-email{} (log: {})", if really { "" } else { " --dry-run" }, log.display());
+    cmd::run_logged(&mut c, &log, |l| {
+        results += usize::from(l.starts_with("Result: "));
+        if error.is_none() && l.starts_with("error:") {
+            error = Some(l.to_string());
+        }
+    })?;
+    // send-email quits with status 0 when it meets an address it cannot use
+    // and nobody is at the terminal to fix it.
+    if let Some(e) = error {
+        bail!("git send-email stopped: {e} (log: {})", log.display());
+    }
+    if results != series.files.len() {
+        bail!("git send-email handled {results} of {} messages (log: {})", series.files.len(), log.display());
+    }
+    if really {
+        println!("make send: sent {results} messages as {from}");
+    } else {
+        println!(
+            "make send: dry run: git send-email accepted all {results} messages as {from}; \
+             `make send SEND=1` sends them with your git send-email configuration"
+        );
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEPT: &str = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n\
+        From: A U Thor <a@example.org>\nDate: Thu, 26 Nov 2026 11:14:12 +0000\n\
+        Subject: [PATCH RFC 00/02] mm: a long title that git folds\n over two lines\n\n\
+        Why.\n\nWhat.\n\nA U Thor (2):\n  one\n  two\n\n a | 1 +\n";
+
+    #[test]
+    fn the_kept_cover_letter_gives_prefix_title_and_text() {
+        let c = parse_cover(KEPT).unwrap();
+        assert_eq!(c.prefix, "PATCH RFC");
+        assert_eq!(c.title, "mm: a long title that git folds over two lines");
+        assert_eq!(c.blurb, "Why.\n\nWhat.");
+        let filled =
+            fill_cover("Subject: [PATCH RFC 0/3] *** SUBJECT HERE ***\n\n*** BLURB HERE ***\n\nX (3):\n", &c).unwrap();
+        assert!(filled.starts_with("Subject: [PATCH RFC 0/3] mm: a long title"));
+        assert!(filled.contains("\n\nWhy.\n\nWhat.\n\nX (3):"));
+        assert!(fill_cover("no marks", &c).is_err());
+        assert!(parse_cover("Subject: no brackets\n\ntext\n").is_err());
+    }
+
+    #[test]
+    fn recipients_go_in_the_headers_and_the_cover_letter_gets_them_all() {
+        let a = Recipients { to: vec!["M <m@x>".into()], cc: vec!["l@x".into()], lists: vec![] };
+        let b = Recipients { to: vec!["N <n@x>".into()], cc: vec!["l@x".into(), "M <m@x>".into()], lists: vec![] };
+        let u = union(&[a.clone(), b]);
+        assert_eq!(u.to, ["M <m@x>", "N <n@x>"]);
+        assert_eq!(u.cc, ["l@x"]);
+        let m = add_recipients("From: me\nSubject: s\n\nbody\n\nmore\n", &a);
+        assert_eq!(m, "From: me\nSubject: s\nTo: M <m@x>\nCc: l@x\n\nbody\n\nmore\n");
+        assert_eq!(address("M <m@x>"), "m@x");
+    }
+
+    /// A repository with `base` and two commits, and a kept cover letter.
+    fn fixture(dir: &Path) -> (PathBuf, PathBuf) {
+        let repo = dir.join("repo");
+        fs::create_dir_all(&repo).unwrap();
+        let g = |args: &[&str]| {
+            cmd::output(
+                git(&repo)
+                    .args(["-c", "user.name=A U Thor", "-c", "user.email=a@example.org"])
+                    .args(args)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null"),
+            )
+            .unwrap()
+        };
+        g(&["init", "-q", "-b", "main"]);
+        fs::write(repo.join("a"), "one\n").unwrap();
+        g(&["add", "a"]);
+        g(&["commit", "-q", "-m", "base"]);
+        g(&["tag", BASE_TAG]);
+        fs::write(repo.join("a"), "one\ntwo\n").unwrap();
+        g(&["commit", "-q", "-am", "mm: add two\n\nBecause.\n\nSigned-off-by: A U Thor <a@example.org>"]);
+        fs::write(repo.join("b"), "non-ASCII: \u{e9}\n").unwrap();
+        g(&["add", "b"]);
+        // A line that starts with a dot must survive SMTP's dot-stuffing.
+        g(&["commit", "-q", "-m", "mm: add b\n\n.. and a dot\n\nSigned-off-by: A U Thor <a@example.org>"]);
+        let cover = dir.join("cover.patch");
+        fs::write(&cover, KEPT).unwrap();
+        (repo, cover)
+    }
+
+    fn fixed(_: &Path) -> Result<Recipients> {
+        Ok(Recipients {
+            to: vec!["\"Bj\u{f6}rn M\" <m@example.org>".into()],
+            cc: vec!["list@example.org".into()],
+            lists: vec![],
+        })
+    }
+
+    #[test]
+    fn the_series_makes_a_round_trip_through_git_send_email() {
+        if cmd::output(Command::new("git").args(["send-email", "--help"])).is_err() {
+            // setup installs git-email; without it the test cannot say anything.
+            panic!("git send-email is missing: install Debian's git-email (`lab setup` does)");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, cover) = fixture(dir.path());
+        let series = format(&repo, &cover, &dir.path().join("mail"), "Sen Der <s@example.org>", &fixed).unwrap();
+        assert_eq!(series.files.len(), 3);
+        let first = fs::read_to_string(&series.files[0]).unwrap();
+        assert!(first.contains("Subject: [PATCH RFC 0/2] mm: a long title"), "{first}");
+        assert!(first.contains("\nWhy.\n\nWhat.\n\nA U Thor (2):\n  mm: add two\n  mm: add b\n"), "{first}");
+        assert!(first.contains("\nbase-commit: "), "{first}");
+        // Signed off by the sender, after the author's own sign-off.
+        let second = fs::read_to_string(&series.files[1]).unwrap();
+        assert!(second.contains("Signed-off-by: A U Thor <a@example.org>\nSigned-off-by: Sen Der <s@example.org>\n"));
+        let rt = round_trip(&repo, "Sen Der <s@example.org>", &series, &dir.path().join("rt")).unwrap();
+        assert_eq!(rt.messages, 3);
+        assert_eq!(rt.tree, tree_id(&repo, "HEAD").unwrap());
+
+        // A mail that changes on the way is caught: drop the second patch's
+        // change from what the checkout gets.
+        let mails: Vec<PathBuf> = vec![dir.path().join("rt/received/0001.eml")];
+        let checkout = dir.path().join("short");
+        cmd::output(git(&repo).args(["worktree", "add", "--detach", "--quiet"]).arg(&checkout).arg(BASE_TAG)).unwrap();
+        let err =
+            apply_and_compare(&repo, &checkout, &mails, "Sen Der <s@example.org>", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not the lab's"), "{err}");
+    }
+}
