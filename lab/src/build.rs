@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::arch::{self, Arch};
 use crate::cmd;
 use crate::kconfig::{self, Fragment};
 use crate::layout::Layout;
@@ -30,9 +31,16 @@ pub struct Variant {
 }
 
 impl Variant {
-    /// The x86_64 variant `name`: tinyconfig's fragments from the tree, then
-    /// config/base.config, config/arch/x86_64.config and config/<name>.config.
+    /// The guest variant `name`: `<arch>-<config>` (see
+    /// [`arch::split_variant`]) is [`Variant::for_arch`]; a bare name is the
+    /// x86_64 variant: tinyconfig's fragments from the tree, then
+    /// config/base.config, config/arch/x86_64.config and config/<name>.config,
+    /// built in build/kernel/<name>.
     pub fn load(layout: &Layout, name: &str) -> Result<Self> {
+        let (arch, config) = arch::split_variant(name);
+        if !arch.is_host() {
+            return Self::for_arch(layout, config, arch.kernel_arch());
+        }
         let mut v = Self::for_arch(layout, name, "x86_64")?;
         v.out = layout.kbuild(name);
         Ok(v)
@@ -99,6 +107,14 @@ pub fn variants(layout: &Layout) -> Result<Vec<String>> {
         }
     }
     v.sort();
+    Ok(v)
+}
+
+/// The variants `lab test` boots: every x86_64 variant of config/, then the
+/// guests of other architectures ([`arch::OTHER_ARCH_GUESTS`]).
+pub fn guest_variants(layout: &Layout) -> Result<Vec<String>> {
+    let mut v = variants(layout)?;
+    v.extend(arch::OTHER_ARCH_GUESTS.iter().map(|g| g.to_string()));
     Ok(v)
 }
 
@@ -267,35 +283,33 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Buil
 
 /// Where an architecture's image lands, relative to the build folder.
 fn image_path(arch: &str) -> &'static str {
-    match arch {
-        "x86_64" => "arch/x86/boot/bzImage",
-        "arm64" => "arch/arm64/boot/Image",
-        _ => "vmlinux",
-    }
+    Arch::from_kernel_arch(arch).map_or("vmlinux", Arch::image)
 }
 
-/// The variant's kernel image.
-pub fn bzimage(layout: &Layout, variant: &str) -> PathBuf {
-    layout.kbuild(variant).join("arch/x86/boot/bzImage")
+/// The guest variant's kernel image (bzImage on x86_64, Image on arm64).
+pub fn image(layout: &Layout, variant: &str) -> PathBuf {
+    layout.kbuild(variant).join(arch::of_variant(variant).image())
 }
 
-/// Builds the listed test programs, statically linked against the tree's
-/// UAPI headers, into build/selftests: the lab's own from
-/// guest/programs/<name>.c, the others from tools/testing/selftests/mm.
-pub fn build_selftests(layout: &Layout, tc: &Toolchain, names: &[String]) -> Result<()> {
-    let log = layout.logs().join("selftests.log");
+/// Builds the listed test programs for `arch`, statically linked against
+/// the tree's UAPI headers, into build/selftests (build/<arch>/selftests for
+/// another architecture than the host's, with Debian's cross compiler): the
+/// lab's own from guest/programs/<name>.c, the others from
+/// tools/testing/selftests/mm.
+pub fn build_selftests(layout: &Layout, tc: &Toolchain, names: &[String], arch: Arch) -> Result<()> {
+    let log = layout.logs().join(if arch.is_host() { "selftests.log".into() } else { format!("selftests-{arch}.log") });
     let _ = fs::remove_file(&log);
-    let headers = layout.headers();
+    let headers = layout.headers(arch);
     fs::create_dir_all(&headers)?;
-    let mut h = kmake(layout, tc, &headers);
+    let mut h = kmake_for(layout, tc, &headers, arch.kernel_arch(), "1");
     h.arg("headers");
     cmd::run_logged(&mut h, &log, |_| {}).context("exporting the UAPI headers for the selftests failed")?;
-    let out = layout.selftests();
+    let out = layout.selftests(arch);
     fs::create_dir_all(&out)?;
     let (own, names): (Vec<String>, Vec<String>) =
         names.iter().cloned().partition(|n| layout.guest_programs().join(format!("{n}.c")).is_file());
     for n in &own {
-        build_guest_program(layout, n, &log)?;
+        build_guest_program(layout, n, &log, arch)?;
     }
     if names.is_empty() {
         return Ok(());
@@ -309,10 +323,13 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, names: &[String]) -> Res
     for k in ["ARCH", "CROSS_COMPILE", "CC", "LLVM", "CFLAGS"] {
         c.env_remove(k);
     }
+    if let Some(prefix) = arch.cross_compile() {
+        c.arg(format!("ARCH={arch}")).arg(format!("CROSS_COMPILE={prefix}"));
+    }
     for n in &names {
         c.arg(out.join(n));
     }
-    eprintln!("lab: building selftests {} (log: {})", names.join(" "), log.display());
+    eprintln!("lab: building selftests for {arch}: {} (log: {})", names.join(" "), log.display());
     cmd::run_logged(&mut c, &log, |_| {}).context("building the mm selftests failed")?;
     for n in &names {
         let p = out.join(n);
@@ -328,18 +345,52 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, names: &[String]) -> Res
     Ok(())
 }
 
-/// Compiles guest/programs/<name>.c as the selftests are built: static,
-/// glibc, against the tree's UAPI headers, and with every warning an error.
-fn build_guest_program(layout: &Layout, name: &str, log: &Path) -> Result<()> {
+/// Compiles guest/programs/<name>.c for `arch` as the selftests are built:
+/// static, glibc, against the tree's UAPI headers, and with every warning an
+/// error.
+fn build_guest_program(layout: &Layout, name: &str, log: &Path, arch: Arch) -> Result<()> {
     let src = layout.guest_programs().join(format!("{name}.c"));
-    let out = layout.selftests().join(name);
-    let mut c = Command::new("gcc");
+    let out = layout.selftests(arch).join(name);
+    let mut c = Command::new(arch.gcc().0);
     c.args(["-static", "-O2", "-g", "-pthread", "-Wall", "-Wextra", "-Werror"]);
-    c.arg("-isystem").arg(layout.headers().join("usr/include"));
+    c.arg("-isystem").arg(layout.headers(arch).join("usr/include"));
     // kselftest.h, as the mm selftests use it.
     c.arg("-I").arg(layout.tree().join("tools/testing/selftests"));
     c.arg("-o").arg(&out).arg(&src);
-    eprintln!("lab: building guest program {name} (log: {})", log.display());
+    eprintln!("lab: building guest program {name} for {arch} (log: {})", log.display());
     // run_logged's error already quotes the first errors and names the log.
     cmd::run_logged(&mut c, log, |_| {}).with_context(|| format!("compiling {} failed", src.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout_with(configs: &[&str]) -> (tempfile::TempDir, Layout) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        fs::create_dir_all(layout.config().join("arch")).unwrap();
+        for c in configs {
+            fs::write(layout.config().join(c), "").unwrap();
+        }
+        (dir, layout)
+    }
+
+    #[test]
+    fn a_variant_named_for_another_arch_is_its_configuration_built_there() {
+        let (_d, layout) =
+            layout_with(&["base.config", "rust.config", "c.config", "arch/x86_64.config", "arch/arm64.config"]);
+        let v = Variant::load(&layout, "arm64-rust").unwrap();
+        assert_eq!((v.name.as_str(), v.arch.as_str()), ("rust", "arm64"));
+        assert_eq!(v.out, layout.kbuild("arm64-rust"));
+        let tail: Vec<_> = v.fragments.iter().rev().take(2).map(|f| f.strip_prefix(&layout.repo).unwrap()).collect();
+        assert_eq!(tail, [Path::new("config/rust.config"), Path::new("config/arch/arm64.config")]);
+        assert_eq!(image(&layout, "arm64-rust"), layout.kbuild("arm64-rust").join("arch/arm64/boot/Image"));
+        let x = Variant::load(&layout, "rust").unwrap();
+        assert_eq!((x.arch.as_str(), x.out.clone()), ("x86_64", layout.kbuild("rust")));
+        assert_eq!(image(&layout, "rust"), layout.kbuild("rust").join("arch/x86/boot/bzImage"));
+        assert_eq!(guest_variants(&layout).unwrap(), ["c", "rust", "arm64-rust"]);
+        let e = Variant::load(&layout, "arm64-debug").unwrap_err().to_string();
+        assert!(e.contains("unknown variant \"debug\"") && e.contains("c, rust"), "{e}");
+    }
 }

@@ -49,6 +49,17 @@ impl CallPath {
         let option = option.with_context(|| format!("{origin}: no `option NAME` line"))?;
         Ok(Self { option, expects })
     }
+
+    /// The expectations for a kernel of `src_arch` (the folder under
+    /// arch/): `$SRCARCH` in an object's path becomes it, as in kbuild.
+    pub fn for_arch(mut self, src_arch: &str) -> Self {
+        let subst = |p: &mut String| *p = p.replace("$SRCARCH", src_arch);
+        for e in &mut self.expects {
+            subst(&mut e.defined_by);
+            e.callers.iter_mut().for_each(subst);
+        }
+        self
+    }
 }
 
 /// Whether `obj` defines `symbol` as a global.
@@ -153,6 +164,13 @@ mod tests {
         assert_eq!(cp.expects[0].callers, ["mm/b.o", "fs/c.o"]);
         assert!(CallPath::parse("foo mm/a.o\noption X\n", "f").unwrap_err().to_string().contains("f:1"));
         assert!(CallPath::parse("foo mm/a.o b.o\n", "f").is_err());
+    }
+
+    #[test]
+    fn objects_under_arch_follow_the_kernel_built() {
+        let cp = CallPath::parse("option X\nfoo mm/a.o mm/b.o arch/$SRCARCH/mm/fault.o\n", "f").unwrap();
+        assert_eq!(cp.clone().for_arch("arm64").expects[0].callers, ["mm/b.o", "arch/arm64/mm/fault.o"]);
+        assert_eq!(cp.for_arch("x86").expects[0].callers, ["mm/b.o", "arch/x86/mm/fault.o"]);
     }
 
     /// A real ELF object from the C compiler: a global definition, an

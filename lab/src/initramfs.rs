@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::arch::{self, Arch};
 use crate::cmd;
+use crate::deb::{self, Userland};
 use crate::layout::Layout;
 use crate::plan::Plan;
 use crate::setup::Toolchain;
@@ -37,12 +39,25 @@ pub fn spec(busybox: &Path, applets: &[String], bash: &Path, init: &Path, plan: 
     s
 }
 
+/// The busybox and bash of an `arch` guest: the host's own static ones on
+/// x86_64, Debian's packages of them for another architecture.
+pub fn userland(layout: &Layout, tc: &Toolchain, arch: Arch) -> Result<Userland> {
+    if arch.is_host() {
+        return Ok(Userland { busybox: tc.busybox.clone(), bash: tc.bash_static.clone() });
+    }
+    deb::userland(layout, arch)
+}
+
 /// Builds the variant's initramfs from the plan; returns its path.
 pub fn build(layout: &Layout, tc: &Toolchain, variant: &str, plan: &Plan) -> Result<PathBuf> {
     let gen = layout.kbuild(variant).join("usr/gen_init_cpio");
     if !gen.is_file() {
         bail!("{} is missing: build the {variant} kernel first (`lab build {variant}`)", gen.display());
     }
+    let arch = arch::of_variant(variant);
+    let user = userland(layout, tc, arch)?;
+    // The host's busybox names the applets: the same version as the guest's
+    // (deb::check_same_busybox), and it runs here.
     let applets: Vec<String> =
         cmd::output(Command::new(&tc.busybox).arg("--list"))?.lines().map(str::to_string).collect();
     let work = layout.build.join("initramfs").join(variant);
@@ -55,14 +70,18 @@ pub fn build(layout: &Layout, tc: &Toolchain, variant: &str, plan: &Plan) -> Res
     }
     let mut programs = Vec::new();
     for n in plan.selftests() {
-        let p = layout.selftests().join(&n);
+        let p = layout.selftests(arch).join(&n);
         if !p.is_file() {
-            bail!("test program {} is missing: the plan needs {n}; build it with `lab build` (it comes from tools/testing/selftests/mm)", p.display());
+            bail!(
+                "test program {} is missing: the plan needs {n}; build it with `lab build {variant}` (it comes \
+                 from tools/testing/selftests/mm or guest/programs)",
+                p.display()
+            );
         }
         programs.push(p);
     }
     let list = work.join("list");
-    fs::write(&list, spec(&tc.busybox, &applets, &tc.bash_static, &init, &plan_file, &programs))?;
+    fs::write(&list, spec(&user.busybox, &applets, &user.bash, &init, &plan_file, &programs))?;
     let out = layout.initramfs(variant);
     let cpio = Command::new(&gen)
         .args(["-t", "0"])

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::arch::Arch;
+
 /// The repository checkout and its ignored build folder.
 ///
 /// Inputs (patches, config fragments, the guest plan) are read from the
@@ -68,9 +70,20 @@ impl Layout {
         self.build.join("kernel").join(variant)
     }
 
-    /// The out-of-tree folder holding the exported UAPI headers.
-    pub fn headers(&self) -> PathBuf {
-        self.build.join("headers")
+    /// What the lab makes for guests of another architecture than the
+    /// host's: build/<arch> (its headers, test programs, packages and
+    /// userland).
+    pub fn arch_dir(&self, arch: Arch) -> PathBuf {
+        self.build.join(arch.kernel_arch())
+    }
+
+    /// The out-of-tree folder holding the exported UAPI headers of `arch`.
+    pub fn headers(&self, arch: Arch) -> PathBuf {
+        if arch.is_host() {
+            self.build.join("headers")
+        } else {
+            self.arch_dir(arch).join("headers")
+        }
     }
 
     /// The lab's own guest programs: guest/programs/<name>.c.
@@ -79,9 +92,13 @@ impl Layout {
     }
 
     /// Output folder of the statically linked test programs (the selftests
-    /// and guest/programs).
-    pub fn selftests(&self) -> PathBuf {
-        self.build.join("selftests")
+    /// and guest/programs) for `arch`.
+    pub fn selftests(&self, arch: Arch) -> PathBuf {
+        if arch.is_host() {
+            self.build.join("selftests")
+        } else {
+            self.arch_dir(arch).join("selftests")
+        }
     }
 
     /// Initramfs images, one per variant.

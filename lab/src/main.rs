@@ -35,11 +35,13 @@ enum Cmd {
     },
     /// Write the tree's commits after `base` back to patches/.
     Export,
-    /// Build kernels (default: every variant) and the selftests.
+    /// Build kernels (default: every variant `lab test` boots) and the
+    /// selftests.
     Build { variants: Vec<String> },
     /// The main job for one or more variants: build, boot, test, report.
     Run {
-        /// Variants to run (default: rust).
+        /// Variants to run (default: rust): a configuration of config/ (an
+        /// x86_64 guest) or `<arch>-<configuration>` (arm64-rust).
         #[arg(long = "variant", default_values_t = vec!["rust".to_string()])]
         variants: Vec<String>,
         /// Another test plan than guest/plan.
@@ -49,7 +51,8 @@ enum Cmd {
         #[arg(long, default_value_t = 900)]
         test_deadline: u64,
     },
-    /// What CI checks: every variant with the full plan.
+    /// What CI checks: every variant with the full plan, and the rust
+    /// configuration on arm64 (arm64-rust).
     Test,
     /// Check, on built kernels, that C calls the Rust code exactly when the
     /// series' option is on (config/call-path).
@@ -95,7 +98,8 @@ enum Cmd {
         #[arg(long)]
         loopback: bool,
     },
-    /// List the kernel variants config/ defines.
+    /// List the kernel variants config/ defines, and the guests of other
+    /// architectures `lab test` boots.
     Variants,
 }
 
@@ -169,7 +173,7 @@ fn real_main() -> Result<bool> {
         }
         Cmd::Build { variants } => {
             let tc = pipeline::prepare(&layout)?;
-            let variants = if variants.is_empty() { build::variants(&layout)? } else { variants };
+            let variants = if variants.is_empty() { build::guest_variants(&layout)? } else { variants };
             let plan = Plan::load(&layout.guest().join("plan"))?;
             pipeline::build_all(&layout, &tc, &variants, &plan)?;
         }
@@ -178,7 +182,7 @@ fn real_main() -> Result<bool> {
             return pipeline::run(&layout, &variants, plan.as_deref(), &wd);
         }
         Cmd::Test => {
-            let variants = build::variants(&layout)?;
+            let variants = build::guest_variants(&layout)?;
             return pipeline::run(&layout, &variants, None, &Watchdog::default());
         }
         Cmd::CallPath { variants } => return static_check(&layout, variants, pipeline::call_path),
@@ -201,7 +205,7 @@ fn real_main() -> Result<bool> {
             return lab::send::run(&layout, really, loopback);
         }
         Cmd::Variants => {
-            for v in build::variants(&layout)? {
+            for v in build::guest_variants(&layout)? {
                 println!("{v}");
             }
         }

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::arch::{self, Arch};
 use crate::build::{self, Variant};
 use crate::callpath;
 use crate::layout::Layout;
@@ -15,9 +16,12 @@ use crate::results::{self, HostOutcome, KunitPy, Status, TestResult};
 use crate::setup::{self, Toolchain};
 use crate::tree;
 
-/// The kernel command line of every guest. No `quiet`: it would hide
-/// WARNING splats. An oops panics, and a panic ends QEMU (-no-reboot).
-pub const APPEND: &str = "console=ttyS0 panic=-1 oops=panic printk.time=1";
+/// The kernel command line of an `arch` guest with `cpus` CPUs. No
+/// `quiet`: it would hide WARNING splats. An oops panics, and a panic ends
+/// QEMU (-no-reboot). guest/init checks that `lab.cpus` CPUs came up.
+pub fn append(arch: Arch, cpus: u32) -> String {
+    format!("console={} panic=-1 oops=panic printk.time=1 lab.cpus={cpus}", arch.console())
+}
 
 /// Installs what is missing and prepares the tree with the series applied.
 pub fn prepare(layout: &Layout) -> Result<Toolchain> {
@@ -27,13 +31,34 @@ pub fn prepare(layout: &Layout) -> Result<Toolchain> {
     Ok(tc)
 }
 
-/// Builds the kernels of `variants`, and the test programs `plan` needs.
+/// Builds the kernels of `variants`, and the test programs `plan` needs for
+/// each of their architectures.
 pub fn build_all(layout: &Layout, tc: &Toolchain, variants: &[String], plan: &Plan) -> Result<()> {
     for v in variants {
         let v = Variant::load(layout, v)?;
         build::build_kernel(layout, tc, &v)?;
     }
-    build::build_selftests(layout, tc, &plan.selftests())
+    for a in Arch::ALL {
+        let names = programs_for(plan, variants, a);
+        if !names.is_empty() {
+            build::build_selftests(layout, tc, &names, a)?;
+        }
+    }
+    Ok(())
+}
+
+/// The test programs that `plan` runs on the `variants` of `arch`, without
+/// duplicates.
+fn programs_for(plan: &Plan, variants: &[String], arch: Arch) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for v in variants.iter().filter(|v| arch::of_variant(v) == arch) {
+        for n in plan.for_variant(v).selftests() {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    names
 }
 
 /// The shape of a guest: how many vCPUs, and whether its clock counts
@@ -63,15 +88,16 @@ pub fn boot(
     std::fs::create_dir_all(dir)?;
     let plan = &plan.for_variant(variant);
     let initrd = crate::initramfs::build(layout, tc, variant, plan)?;
+    let arch = arch::of_variant(variant);
     let machine = Machine {
-        qemu: tc.qemu.clone(),
-        bios: tc.qboot.clone(),
-        kernel: build::bzimage(layout, variant),
+        arch,
+        qemu: tc.qemu_for(arch).to_path_buf(),
+        bios: arch.is_host().then(|| tc.qboot.clone()),
+        kernel: build::image(layout, variant),
         initrd,
         cpus: guest.cpus,
         mem_mib: 2048,
-        // guest/init checks that this many CPUs came up.
-        append: format!("{APPEND} lab.cpus={}", guest.cpus),
+        append: append(arch, guest.cpus),
         icount: guest.icount,
     };
     let log = dir.join("serial.log");
@@ -106,7 +132,8 @@ pub fn call_path(layout: &Layout, variant: &str) -> Result<Option<TestResult>> {
     if !file.is_file() {
         return Ok(None);
     }
-    let cp = callpath::CallPath::parse(&std::fs::read_to_string(&file)?, &file.display().to_string())?;
+    let cp = callpath::CallPath::parse(&std::fs::read_to_string(&file)?, &file.display().to_string())?
+        .for_arch(arch::of_variant(variant).src_arch());
     let (status, detail) = match callpath::check(&layout.kbuild(variant), &cp) {
         Ok(found) => (Status::Pass, found),
         Err(e) => (Status::Fail, format!("{e:#}")),
@@ -149,7 +176,7 @@ pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>, wd: &
     let tc = prepare(layout)?;
     let plan_path = plan_path.map_or_else(|| layout.guest().join("plan"), Path::to_path_buf);
     let plan = Plan::load(&plan_path)?;
-    plan.check_variants(&build::variants(layout)?)?;
+    plan.check_variants(&build::guest_variants(layout)?)?;
     build_all(layout, &tc, variants, &plan)?;
     let dir = new_run_dir(layout)?;
     let mut rows = Vec::new();
@@ -179,4 +206,25 @@ pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>, wd: &
     let t = report::totals(&rows);
     println!("{}", report::closing_line(&t));
     Ok(t.failed == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_guest_gets_its_own_console_and_the_cpu_count_init_checks() {
+        assert_eq!(append(Arch::X86_64, 2), "console=ttyS0 panic=-1 oops=panic printk.time=1 lab.cpus=2");
+        assert_eq!(append(Arch::Arm64, 2), "console=ttyAMA0 panic=-1 oops=panic printk.time=1 lab.cpus=2");
+    }
+
+    #[test]
+    fn each_architecture_builds_the_programs_its_variants_run() {
+        let plan = Plan::parse("a ktap 9 x\nb ktap 9 only=debug y\nc ktap 9 only=rust z\n", "p").unwrap();
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = v(&["c", "debug", "rust", "arm64-rust"]);
+        assert_eq!(programs_for(&plan, &all, Arch::X86_64), ["x", "y", "z"]);
+        assert_eq!(programs_for(&plan, &all, Arch::Arm64), ["x", "z"]);
+        assert!(programs_for(&plan, &v(&["rust"]), Arch::Arm64).is_empty());
+    }
 }

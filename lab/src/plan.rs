@@ -20,7 +20,9 @@
 //! ```
 //!
 //! A test that only some kernel variants run names them with `only=a,b`
-//! (qualifiers come before the command, in any order):
+//! (qualifiers come before the command, in any order); a configuration's
+//! name (`rust`) also selects its guests on other architectures
+//! (`arm64-rust`):
 //!
 //! ```text
 //! fault-inject  ktap  300  only=debug  fault_inject
@@ -153,11 +155,14 @@ impl Plan {
     }
 
     /// The tests that kernel variant `variant` runs, without their `only=`.
+    /// A guest of another architecture runs what its configuration runs:
+    /// `only=rust` selects `arm64-rust` too, `only=arm64-rust` that one only.
     pub fn for_variant(&self, variant: &str) -> Plan {
+        let config = crate::arch::split_variant(variant).1;
         let tests = self
             .tests
             .iter()
-            .filter(|t| t.only.is_empty() || t.only.iter().any(|v| v == variant))
+            .filter(|t| t.only.is_empty() || t.only.iter().any(|v| v == variant || v == config))
             .map(|t| Test { only: Vec::new(), ..t.clone() })
             .collect();
         Plan { tests }
@@ -234,6 +239,13 @@ mod tests {
         let names = |v: &str| p.for_variant(v).tests.into_iter().map(|t| t.name).collect::<Vec<_>>();
         assert_eq!(names("c"), vec!["a"]);
         assert_eq!(names("debug"), vec!["a", "b"]);
+        // The rust configuration on arm64 runs what rust runs, debug's
+        // tests stay with debug, and a test may name the arm64 guest alone.
+        assert_eq!(names("arm64-rust"), vec!["a", "b"]);
+        assert_eq!(names("arm64-debug"), vec!["a", "b"]);
+        assert_eq!(names("arm64-c"), vec!["a"]);
+        let arm64 = Plan::parse("a ktap 9 only=arm64-rust x\n", "plan").unwrap();
+        assert_eq!((arm64.for_variant("arm64-rust").tests.len(), arm64.for_variant("rust").tests.len()), (1, 0));
         // What the guest reads has no `only=`: its init strips only `needs=`.
         assert_eq!(p.for_variant("rust").render(), "a ktap 9 x\nb ktap 9 needs=x sh -c x\n");
     }

@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::arch::Arch;
 use crate::cmd;
 
 /// Debian packages the lab needs.
@@ -52,6 +53,12 @@ pub const PACKAGES: &[&str] = &[
     // `make check` renders the series' Documentation/ pages (make htmldocs).
     "python3-sphinx",
     "python3-yaml",
+    // The arm64 guest of `lab test`: its emulator, and the cross compiler
+    // and C library of its test programs. Its busybox and bash are the
+    // arm64 packages, fetched as .deb files (see deb.rs).
+    "qemu-system-arm",
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
 ];
 
 /// The bindgen release the lab builds with (installed from crates.io).
@@ -74,13 +81,25 @@ pub struct Toolchain {
     /// the newest one installed, clang-16's for the s390 check).
     pub libclang_dir: PathBuf,
     pub bindgen: PathBuf,
+    /// qemu-system-x86_64.
     pub qemu: PathBuf,
+    pub qemu_aarch64: PathBuf,
     pub qboot: PathBuf,
     pub busybox: PathBuf,
     pub bash_static: PathBuf,
     /// Version of the installed `linux-source-6.12` package.
     pub source_version: String,
     pub source_tarball: PathBuf,
+}
+
+impl Toolchain {
+    /// The QEMU system emulator of `arch` guests.
+    pub fn qemu_for(&self, arch: Arch) -> &Path {
+        match arch {
+            Arch::X86_64 => &self.qemu,
+            Arch::Arm64 => &self.qemu_aarch64,
+        }
+    }
 }
 
 /// Parses `major.minor` from the first version-looking word of `text`.
@@ -112,9 +131,16 @@ pub fn install_command(missing: &[String]) -> String {
     format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "))
 }
 
-fn is_root() -> bool {
+/// Whether the lab runs as root (and so may install packages).
+pub fn is_root() -> bool {
     // SAFETY: geteuid() has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// `apt-get update`, logged to `log`.
+pub fn apt_update(log: &Path) -> Result<()> {
+    cmd::run_logged(Command::new("apt-get").arg("update"), log, |_| {})
+        .context("apt-get update failed: check the machine's apt sources")
 }
 
 /// Installs missing Debian packages (as root), or says what to run.
@@ -131,8 +157,7 @@ pub fn install_packages(log: &Path) -> Result<()> {
         );
     }
     eprintln!("lab: installing {} (log: {})", missing.join(" "), log.display());
-    cmd::run_logged(Command::new("apt-get").arg("update"), log, |_| {})
-        .context("apt-get update failed: check the machine's apt sources")?;
+    apt_update(log)?;
     let mut install = Command::new("apt-get");
     install.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(&missing);
     cmd::run_logged(&mut install, log, |_| {}).map_err(|e| {
@@ -270,7 +295,15 @@ pub fn ensure(logs: &Path) -> Result<Toolchain> {
         .filter(|d| d.join("libclang.so").exists() || d.join(format!("libclang-{cmaj}.so")).exists())
         .ok_or_else(|| anyhow!("no libclang next to {}: install libclang-dev", clang.display()))?;
     let bindgen = ensure_bindgen(&logs.join("setup-bindgen.log"))?;
-    let qemu = find_tool("qemu-system-x86_64", "qemu-system-x86")?;
+    // Each guest architecture's emulator, and the compiler and static C
+    // library of its test programs.
+    for arch in Arch::ALL {
+        let ((gcc, gcc_pkg), (libc, libc_pkg)) = (arch.gcc(), arch.libc_a());
+        find_tool(gcc, gcc_pkg)?;
+        require_file(Path::new(libc), libc_pkg)?;
+    }
+    let qemu_of = |arch: Arch| find_tool(arch.qemu().0, arch.qemu().1);
+    let (qemu, qemu_aarch64) = (qemu_of(Arch::X86_64)?, qemu_of(Arch::Arm64)?);
     let qboot = require_file(Path::new("/usr/share/qemu/qboot.rom"), "qemu-system-data")?;
     let busybox = require_file(Path::new("/bin/busybox"), "busybox-static")?;
     let bash_static = require_file(Path::new("/bin/bash-static"), "bash-static")?;
@@ -286,6 +319,7 @@ pub fn ensure(logs: &Path) -> Result<Toolchain> {
         libclang_dir,
         bindgen,
         qemu,
+        qemu_aarch64,
         qboot,
         busybox,
         bash_static,
