@@ -35,7 +35,7 @@ bench: lab
 # The series as mail under build/send/ (a dry run of git send-email);
 # SEND=1 sends it with your git send-email configuration.
 send: lab
-	$(LAB) send $(if $(SEND),--really)
+	$(LAB) send $(if $(filter 1,$(SEND)),--really)
 
 lab-test:
 	$(CARGO) test --release --locked --workspace

@@ -522,6 +522,14 @@ fn kernel_doc_warnings(tree: &Path, file: &Path) -> Result<Vec<String>> {
         .arg(file)
         .output()
         .context("cannot run scripts/kernel-doc")?;
+    if !out.status.success() {
+        bail!(
+            "scripts/kernel-doc failed on {} ({}): {}",
+            file.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("")
+        );
+    }
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     Ok(text.lines().filter(|l| l.contains("warning:")).map(str::to_string).collect())
 }
@@ -558,7 +566,7 @@ fn check_docs(layout: &Layout, logs: &Path) -> Result<Cell> {
     if dirs.is_empty() {
         return Ok(not_applicable("htmldocs", "no documentation is changed or pulls kernel-doc from the series"));
     }
-    let what = format!("SPHINXDIRS={}", dirs.join(","));
+    let what = format!("SPHINXDIRS=\"{}\"", dirs.join(" "));
     let added: Vec<String> =
         cmd::output(git(&tree).args(["diff", "--name-only", "--diff-filter=A", &format!("{}..HEAD", tree::BASE_TAG)]))?
             .lines()
@@ -569,7 +577,10 @@ fn check_docs(layout: &Layout, logs: &Path) -> Result<Cell> {
     let scratch = layout.build.join("tmp").join("kernel-doc");
     fs::create_dir_all(&scratch)?;
     for f in ours.iter().filter(|f| !f.starts_with("Documentation/") && (f.ends_with(".c") || f.ends_with(".h"))) {
-        let now = kernel_doc_warnings(&tree, &tree.join(f))?;
+        let now = match kernel_doc_warnings(&tree, &tree.join(f)) {
+            Ok(w) => w,
+            Err(e) => return Ok(cell("htmldocs", Status::Fail, format!("{e:#}"), None, start)),
+        };
         let before = match cmd::output(git(&tree).args(["show", &format!("{}:{f}", tree::BASE_TAG)])) {
             Ok(text) => {
                 let old = scratch.join(f.replace('/', "_"));
