@@ -117,8 +117,11 @@ fn session(stream: TcpStream, handler: Collector) -> io::Result<()> {
         let res = session.process(&line);
         match res.action {
             Action::NoReply => {}
-            Action::Reply | Action::UpgradeTls => res.write_to(&mut out)?,
-            Action::Close => {
+            Action::Reply => res.write_to(&mut out)?,
+            // STARTTLS is not offered; a client that asks anyway is not one
+            // the round trip uses: end the session rather than go on in
+            // plain text after agreeing to TLS.
+            Action::Close | Action::UpgradeTls => {
                 res.write_to(&mut out)?;
                 return Ok(());
             }
