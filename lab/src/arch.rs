@@ -32,11 +32,6 @@ impl Arch {
         }
     }
 
-    /// The architecture of a kernel `ARCH=`, when the lab boots it.
-    pub fn from_kernel_arch(arch: &str) -> Option<Arch> {
-        Arch::ALL.into_iter().find(|a| a.kernel_arch() == arch)
-    }
-
     /// Debian's name of the architecture (`dpkg --print-architecture`).
     pub fn deb_arch(self) -> &'static str {
         match self {
@@ -155,7 +150,5 @@ mod tests {
             let (a, config) = split_variant(g);
             assert!(!a.is_host() && !config.is_empty(), "{g}");
         }
-        assert_eq!(Arch::from_kernel_arch("arm64"), Some(Arch::Arm64));
-        assert_eq!(Arch::from_kernel_arch("riscv"), None);
     }
 }

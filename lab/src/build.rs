@@ -19,7 +19,7 @@ use crate::setup::Toolchain;
 pub struct Variant {
     pub name: String,
     /// Kernel `ARCH=`.
-    pub arch: String,
+    pub arch: Arch,
     /// In merge order; later fragments override earlier ones.
     pub fragments: Vec<PathBuf>,
     /// The out-of-tree build folder.
@@ -39,9 +39,9 @@ impl Variant {
     pub fn load(layout: &Layout, name: &str) -> Result<Self> {
         let (arch, config) = arch::split_variant(name);
         if !arch.is_host() {
-            return Self::for_arch(layout, config, arch.kernel_arch());
+            return Self::for_arch(layout, config, arch);
         }
-        let mut v = Self::for_arch(layout, name, "x86_64")?;
+        let mut v = Self::for_arch(layout, name, Arch::X86_64)?;
         v.out = layout.kbuild(name);
         Ok(v)
     }
@@ -49,7 +49,7 @@ impl Variant {
     /// The variant `name` for another architecture: tinyconfig's generic
     /// fragment, then config/base.config, config/arch/<arch>.config and
     /// config/<name>.config, built in build/kernel/<arch>-<name>.
-    pub fn for_arch(layout: &Layout, name: &str, arch: &str) -> Result<Self> {
+    pub fn for_arch(layout: &Layout, name: &str, arch: Arch) -> Result<Self> {
         let own = layout.config().join(format!("{name}.config"));
         if !own.is_file() {
             let known: Vec<String> = variants(layout)?;
@@ -61,35 +61,23 @@ impl Variant {
         }
         let tree = layout.tree();
         let mut fragments = vec![tree.join("kernel/configs/tiny.config")];
-        let arch_tiny = tree.join(format!("arch/{}/configs/tiny.config", src_arch(arch)));
+        let arch_tiny = tree.join(format!("arch/{}/configs/tiny.config", arch.src_arch()));
         if arch_tiny.is_file() {
             fragments.push(arch_tiny);
         }
         fragments.extend([layout.config().join("base.config"), arch_frag, own]);
         Ok(Self {
             name: name.to_string(),
-            arch: arch.to_string(),
+            arch,
             fragments,
             out: layout.kbuild(&format!("{arch}-{name}")),
             lenient: false,
         })
     }
 
-    /// The image `make` builds for this architecture.
+    /// The image `make` builds for this architecture (`bzImage`, `Image`).
     pub fn image_target(&self) -> &'static str {
-        match self.arch.as_str() {
-            "x86_64" | "x86" | "i386" => "bzImage",
-            "arm64" | "riscv" => "Image",
-            _ => "vmlinux",
-        }
-    }
-}
-
-/// The folder under arch/ of a kernel `ARCH=`.
-fn src_arch(arch: &str) -> &str {
-    match arch {
-        "x86_64" | "i386" => "x86",
-        a => a,
+        self.arch.image().rsplit('/').next().unwrap_or("vmlinux")
     }
 }
 
@@ -190,7 +178,7 @@ pub fn configure(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<()> {
     let log = layout.logs().join(format!("config-{}.log", out.file_name().unwrap_or_default().to_string_lossy()));
     let _ = fs::remove_file(&log);
     eprintln!("lab: configuring {} for {} (log: {})", v.name, v.arch, log.display());
-    let mut c = kmake_for(layout, tc, out, &v.arch, "1");
+    let mut c = kmake_for(layout, tc, out, v.arch.kernel_arch(), "1");
     c.arg(format!("KCONFIG_ALLCONFIG={}", frag_file.display())).arg("allnoconfig");
     cmd::run_logged(&mut c, &log, |_| {})?;
     let got = fs::read_to_string(&dot_config)?;
@@ -248,7 +236,7 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Buil
         Progress::bar(&format!("build {label}"), estimate, "{prefix:12} {bar:30} {pos}/{len} steps [{elapsed}] {msg}");
     let mut built = Built::default();
     let mut last_step = String::new();
-    let mut c = kmake_for(layout, tc, out, &v.arch, "1");
+    let mut c = kmake_for(layout, tc, out, v.arch.kernel_arch(), "1");
     c.env("KBUILD_BUILD_TIMESTAMP", "");
     // usr/gen_init_cpio comes with it (the built-in initramfs uses it).
     c.arg(v.image_target());
@@ -274,16 +262,11 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Buil
     }
     eprintln!(
         "lab: {label}: {} ({} build steps, {} warnings)",
-        out.join(image_path(&v.arch)).display(),
+        out.join(v.arch.image()).display(),
         built.steps,
         built.warnings.len()
     );
     Ok(built)
-}
-
-/// Where an architecture's image lands, relative to the build folder.
-fn image_path(arch: &str) -> &'static str {
-    Arch::from_kernel_arch(arch).map_or("vmlinux", Arch::image)
 }
 
 /// The guest variant's kernel image (bzImage on x86_64, Image on arm64).
@@ -381,13 +364,15 @@ mod tests {
         let (_d, layout) =
             layout_with(&["base.config", "rust.config", "c.config", "arch/x86_64.config", "arch/arm64.config"]);
         let v = Variant::load(&layout, "arm64-rust").unwrap();
-        assert_eq!((v.name.as_str(), v.arch.as_str()), ("rust", "arm64"));
+        assert_eq!((v.name.as_str(), v.arch), ("rust", Arch::Arm64));
+        assert_eq!(v.image_target(), "Image");
         assert_eq!(v.out, layout.kbuild("arm64-rust"));
         let tail: Vec<_> = v.fragments.iter().rev().take(2).map(|f| f.strip_prefix(&layout.repo).unwrap()).collect();
         assert_eq!(tail, [Path::new("config/rust.config"), Path::new("config/arch/arm64.config")]);
         assert_eq!(image(&layout, "arm64-rust"), layout.kbuild("arm64-rust").join("arch/arm64/boot/Image"));
         let x = Variant::load(&layout, "rust").unwrap();
-        assert_eq!((x.arch.as_str(), x.out.clone()), ("x86_64", layout.kbuild("rust")));
+        assert_eq!((x.arch, x.out.clone()), (Arch::X86_64, layout.kbuild("rust")));
+        assert_eq!(x.image_target(), "bzImage");
         assert_eq!(image(&layout, "rust"), layout.kbuild("rust").join("arch/x86/boot/bzImage"));
         assert_eq!(guest_variants(&layout).unwrap(), ["c", "rust", "arm64-rust"]);
         let e = Variant::load(&layout, "arm64-debug").unwrap_err().to_string();

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 use std::time::Instant;
 
+use crate::arch::Arch;
 use crate::build::{self, Variant};
 use crate::cmd;
 use crate::layout::Layout;
@@ -104,6 +105,14 @@ pub fn parse_maintainers(out: &str) -> Recipients {
         }
     }
     r
+}
+
+/// `scripts/get_maintainer.pl` on `patch`, with role statistics and
+/// without git history (what [`parse_maintainers`] reads).
+pub fn get_maintainer(tree: &Path, patch: &Path) -> Command {
+    let mut c = Command::new(tree.join("scripts/get_maintainer.pl"));
+    c.current_dir(tree).args(["--no-git", "--no-git-fallback"]).arg(patch);
+    c
 }
 
 /// Files a commit changes.
@@ -328,9 +337,7 @@ fn check_patch(
 
     let start = Instant::now();
     let log = logs.join(format!("{name}-maintainers.log"));
-    let mut c = Command::new(tree.join("scripts/get_maintainer.pl"));
-    c.current_dir(&tree).args(["--no-git", "--no-git-fallback"]).arg(&patch);
-    let (ok, out) = run_to_log(&mut c, &log);
+    let (ok, out) = run_to_log(&mut get_maintainer(&tree, &patch), &log);
     let r = parse_maintainers(&out);
     fs::write(mail.join(format!("{name}.recipients.json")), serde_json::to_string_pretty(&r)?)?;
     // Each patch must reach a maintainer and a subsystem's list of its own.
@@ -385,8 +392,9 @@ fn check_patch(
 
 /// Files the series changes (base..HEAD), for telling its warnings from
 /// those the architecture's own headers already give.
-fn series_files(tree: &Path) -> Result<Vec<String>> {
-    let out = cmd::output(git(tree).args(["diff", "--name-only", &format!("{}..HEAD", tree::BASE_TAG)]))?;
+pub fn series_files(tree: &Path) -> Result<Vec<String>> {
+    let out =
+        cmd::output(git(tree).args(["diff", "--name-only", "--no-renames", &format!("{}..HEAD", tree::BASE_TAG)]))?;
     Ok(out.lines().map(str::to_string).collect())
 }
 
@@ -459,7 +467,7 @@ fn compile_fault_o(layout: &Layout, tc: &Toolchain, logs: &Path, f: &FaultObject
 fn check_arches(layout: &Layout, tc: &Toolchain, logs: &Path) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
     let start = Instant::now();
-    let v = Variant::for_arch(layout, "rust", "arm64")?;
+    let v = Variant::for_arch(layout, "rust", Arch::Arm64)?;
     let res = build::build_kernel(layout, tc, &v);
     let mut c = build_cell("arm64", res, start);
     c.log = Some(layout.logs().join("build-arm64-rust.log"));
@@ -618,29 +626,20 @@ fn check_docs(layout: &Layout, logs: &Path) -> Result<Cell> {
         return Ok(cell("htmldocs", Status::Fail, format!("{what}: {first}"), Some(log), start));
     }
     let warnings = warnings_about(&text, &added);
-    if let Some(w) = warnings.first() {
-        return Ok(cell(
-            "htmldocs",
-            Status::Fail,
-            format!("{what}: {} warnings about the series' pages, first: {w}", warnings.len()),
-            Some(log),
-            start,
-        ));
-    }
     // Each page the series adds was rendered.
     let html = out.join("Documentation/output");
-    for page in added.iter().filter(|f| f.starts_with("Documentation/") && f.ends_with(".rst")) {
-        let rel = page.trim_start_matches("Documentation/").trim_end_matches(".rst");
-        let file = html.join(format!("{rel}.html"));
-        if !file.is_file() {
-            return Ok(cell(
-                "htmldocs",
-                Status::Fail,
-                format!("{page} was not rendered to {}", file.display()),
-                Some(log),
-                start,
-            ));
-        }
+    let unrendered = added
+        .iter()
+        .filter_map(|f| f.strip_prefix("Documentation/")?.strip_suffix(".rst"))
+        .map(|page| html.join(format!("{page}.html")))
+        .find(|file| !file.is_file());
+    let failure = match (warnings.first(), unrendered) {
+        (Some(w), _) => Some(format!("{what}: {} warnings about the series' pages, first: {w}", warnings.len())),
+        (None, Some(file)) => Some(format!("{what}: a page the series adds was not rendered to {}", file.display())),
+        (None, None) => None,
+    };
+    if let Some(detail) = failure {
+        return Ok(cell("htmldocs", Status::Fail, detail, Some(log), start));
     }
     Ok(cell("htmldocs", Status::Pass, format!("{what}: rendered, no new warning"), Some(log), start))
 }

@@ -24,7 +24,7 @@ use crate::check::{self, Recipients};
 use crate::cmd;
 use crate::layout::Layout;
 use crate::smtp;
-use crate::tree::{self, git, TreeState, BASE_TAG, COVER_LETTER};
+use crate::tree::{self, git, BASE_TAG, COVER_LETTER};
 
 /// What the kept cover letter contributes: the subject and the text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,28 +142,15 @@ pub type Maintainers<'a> = &'a dyn Fn(&Path) -> Result<Recipients>;
 
 /// get_maintainer.pl of the tree, as `make check` runs it.
 pub fn get_maintainer(tree: &Path) -> impl Fn(&Path) -> Result<Recipients> + '_ {
-    move |patch: &Path| {
-        let out = cmd::output(
-            Command::new(tree.join("scripts/get_maintainer.pl"))
-                .current_dir(tree)
-                .args(["--no-git", "--no-git-fallback"])
-                .arg(patch),
-        )?;
-        Ok(check::parse_maintainers(&out))
-    }
+    move |patch: &Path| Ok(check::parse_maintainers(&cmd::output(&mut check::get_maintainer(tree, patch))?))
 }
 
 /// The sender's identity (`Name <address>`) as git is configured in
 /// `tree`, or `None` when no name or address is set.
 pub fn sender(tree: &Path) -> Option<String> {
-    let get = |env: &str, key: &str| {
-        std::env::var(env)
-            .ok()
-            .or_else(|| cmd::output(git(tree).args(["config", "--get", key])).ok())
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    Some(format!("{} <{}>", get("GIT_COMMITTER_NAME", "user.name")?, get("GIT_COMMITTER_EMAIL", "user.email")?))
+    let name = tree::identity_part(tree, "GIT_COMMITTER_NAME", "user.name")?;
+    let email = tree::identity_part(tree, "GIT_COMMITTER_EMAIL", "user.email")?;
+    Some(format!("{name} <{email}>"))
 }
 
 /// The identity the loopback round trip sends as when git has none.
@@ -171,8 +158,7 @@ pub const LOOPBACK_SENDER: &str = "lab round trip <lab@localhost>";
 
 /// `Name <address>` as its two parts.
 fn split_ident(ident: &str) -> Result<(&str, &str)> {
-    let (name, rest) = ident.split_once(" <").with_context(|| format!("`{ident}` is not `Name <address>`"))?;
-    Ok((name, rest.trim_end_matches('>')))
+    tree::split_ident(ident).with_context(|| format!("`{ident}` is not `Name <address>`"))
 }
 
 /// Reads the kept cover letter.
@@ -363,11 +349,10 @@ pub fn round_trip(tree: &Path, from: &str, series: &Series, work: &Path) -> Resu
 fn sparse_checkout(tree: &Path, dir: &Path) -> Result<()> {
     let _ = fs::remove_dir_all(dir);
     cmd::output(Command::new("git").args(["clone", "--quiet", "--shared", "--no-checkout"]).arg(tree).arg(dir))?;
-    let files = cmd::output(git(tree).args(["diff", "--name-only", "--no-renames", &format!("{BASE_TAG}..HEAD")]))?;
     let mut set = git(dir);
     set.args(["sparse-checkout", "set", "--no-cone"]);
     // Anchored patterns: exactly these paths.
-    set.args(files.lines().filter(|l| !l.is_empty()).map(|f| format!("/{f}")));
+    set.args(check::series_files(tree)?.iter().filter(|f| !f.is_empty()).map(|f| format!("/{f}")));
     cmd::output(&mut set)?;
     cmd::output(git(dir).args(["checkout", "--quiet", "--detach", BASE_TAG]))?;
     Ok(())
@@ -427,23 +412,10 @@ fn apply_and_compare(tree: &Path, checkout: &Path, mails: &[PathBuf], from: &str
 
 /// `lab send`: writes the mail under build/send/, then a dry run, a real
 /// send with the developer's git configuration (`really`), or the loopback
-/// round trip.
+/// round trip. The caller has brought the tree up to date with patches/
+/// (`pipeline::prepare`, which refuses a dirty or diverged tree).
 pub fn run(layout: &Layout, really: bool, loopback: bool) -> Result<bool> {
     let tree = layout.tree();
-    match tree::state(layout)? {
-        TreeState::UpToDate => {}
-        TreeState::Dirty(files) => bail!(
-            "{} has uncommitted changes, which would not be sent:\n{files}Commit them and `make export` first.",
-            tree.display()
-        ),
-        TreeState::Diverged(_) => bail!(
-            "the commits in {} differ from patches/: `make export` (to send the tree) or `make apply` \
-             (to send patches/) first",
-            tree.display()
-        ),
-        TreeState::AmInProgress => bail!("a `git am` is in progress in {}: finish or abort it first", tree.display()),
-        TreeState::Replaceable => bail!("{} does not hold the series yet: run `make tree` first", tree.display()),
-    }
     let from = match sender(&tree) {
         Some(s) => s,
         None if loopback => LOOPBACK_SENDER.to_string(),

@@ -144,7 +144,8 @@ pub fn drop_debian_ignore_rule(gitignore: &Path) -> Result<bool> {
     }
 }
 
-fn split_ident(s: &str) -> Option<(&str, &str)> {
+/// `Name <address>` as its two parts.
+pub fn split_ident(s: &str) -> Option<(&str, &str)> {
     let (name, rest) = s.split_once('<')?;
     Some((name.trim(), rest.trim_end_matches('>').trim()))
 }
@@ -331,12 +332,22 @@ pub fn apply(layout: &Layout, force: bool) -> Result<bool> {
     Ok(true)
 }
 
+/// One half of the committer identity git would use in `tree`: the
+/// environment variable `env`, else the configuration `key`; `None` when
+/// neither is set.
+pub fn identity_part(tree: &Path, env: &str, key: &str) -> Option<String> {
+    std::env::var(env)
+        .ok()
+        .or_else(|| cmd::output(git(tree).args(["config", "--get", key])).ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 fn committer_env(c: &mut Command, tree: &Path) {
-    let has = |k: &str| cmd::output(git(tree).args(["config", "--get", k])).is_ok_and(|v| !v.trim().is_empty());
-    if !has("user.name") && std::env::var_os("GIT_COMMITTER_NAME").is_none() {
+    if identity_part(tree, "GIT_COMMITTER_NAME", "user.name").is_none() {
         c.env("GIT_COMMITTER_NAME", "lab");
     }
-    if !has("user.email") && std::env::var_os("GIT_COMMITTER_EMAIL").is_none() {
+    if identity_part(tree, "GIT_COMMITTER_EMAIL", "user.email").is_none() {
         c.env("GIT_COMMITTER_EMAIL", "lab@localhost");
     }
 }
