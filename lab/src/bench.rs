@@ -1,19 +1,34 @@
-//! `lab bench`: what a page fault costs on the `c` and `rust` kernels, side
-//! by side.
+//! `lab bench`: what a page fault costs on three kernels, side by side:
+//! `c` (the series with its Rust option off), `rust` (config/rust.config:
+//! the Rust fault path and the retry of faults that waited under the
+//! per-VMA lock) and `noretry` (config/bench/noretry.config: the same
+//! without that retry, a kernel only the benchmark boots).
 //!
-//! Both kernels run guest/programs/fault_bench.c (four fault kinds, 1 or 2
-//! faulting threads, with and without a thread looping mmap/munmap) in the
-//! same invocation:
+//! The three kernels run guest/programs/fault_bench.c (four fault kinds, 1
+//! or 2 faulting threads, with and without a thread looping mmap/munmap) in
+//! the same invocation, booted in the order c, noretry, rust:
 //!
 //! - under `-icount` with one vCPU, where the guest clock counts
 //!   instructions, so "ns per fault" is instructions per fault and repeats
-//!   agree to a fraction of a percent: the Rust/C ratio per fault kind;
-//! - under multi-threaded TCG with two vCPUs, alternating c and rust boots
-//!   for several rounds: wall-clock time per fault, for the contended cases.
+//!   agree to a fraction of a percent;
+//! - under multi-threaded TCG with two vCPUs, the three boots in turn for
+//!   several rounds: wall-clock time per fault, for the contended cases.
+//!
+//! Two comparisons come out of it:
+//!
+//! - c against rust, every kind (issue 6): does the Rust fault path cost
+//!   more than C? The Rust/C ratio per configuration, a verdict and an SVG
+//!   chart;
+//! - noretry against rust, the kinds whose faults wait (uffd, swapin;
+//!   issue 8): does the retry under the per-VMA lock keep a fault that
+//!   waited from queueing behind the writer's mmap_lock? Per kernel, the
+//!   wall-clock throughput with the writer over that without it (1.0: the
+//!   writer costs nothing; the goal is [`RETRY_GOAL`] with the retry), and
+//!   the uffd instructions per fault of both.
 //!
 //! Each configuration is summarised by the median over its repeats (and
-//! rounds) and the spread, `(max - min) / median`. The report is a table,
-//! JSON and an SVG chart under build/bench/<time>/.
+//! rounds) and the spread, `(max - min) / median`. The report is tables,
+//! JSON and an SVG chart (c against rust) under build/bench/<time>/.
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -26,10 +41,21 @@ use crate::plan::Plan;
 use crate::qemu::Watchdog;
 use crate::results::Status;
 
-/// The two kernels compared, in the order they boot.
-pub const VARIANTS: [&str; 2] = ["c", "rust"];
+/// The kernels measured, in the order they boot in each round: c and rust
+/// for the Rust/C comparison, noretry and rust for the retry's.
+pub const VARIANTS: [&str; 3] = ["c", NORETRY, "rust"];
+/// The bench-only kernel: rust without the retry under the per-VMA lock
+/// (config/bench/noretry.config).
+pub const NORETRY: &str = "noretry";
 /// The largest Rust/C ratio of instructions per fault that counts as free.
 pub const GOAL: f64 = 1.005;
+/// The fault kinds whose faults wait (for a swapped-out page's folio lock,
+/// for the userfaultfd handler) and so retry: the retry comparison's.
+pub const RETRY_KINDS: [&str; 2] = ["swapin", "uffd"];
+/// The smallest contended/uncontended throughput ratio (uncontended over
+/// contended wall-clock ns per fault) that counts as "the writer costs
+/// nothing", for the kernel with the retry.
+pub const RETRY_GOAL: f64 = 0.9;
 
 /// What `lab bench` runs.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +64,7 @@ pub struct Options {
     pub pages: u32,
     /// Measured repeats per case and boot.
     pub repeats: u32,
-    /// Wall-clock rounds (each boots c, then rust).
+    /// Wall-clock rounds (each boots c, noretry, then rust).
     pub rounds: u32,
 }
 
@@ -310,6 +336,187 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> Result<()> {
     Ok(())
 }
 
+/// A kernel's wall-clock time per fault without and with the writer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Contention {
+    /// Without the writer (writer=0).
+    pub uncontended: Stat,
+    /// With the writer looping mmap/munmap (writer=1).
+    pub contended: Stat,
+    /// Throughput with the writer over throughput without it: the
+    /// uncontended median over the contended one (1.0: the writer costs
+    /// nothing).
+    pub ratio: f64,
+}
+
+impl Contention {
+    fn of(uncontended: Stat, contended: Stat) -> Contention {
+        let ratio = if contended.median > 0.0 { uncontended.median / contended.median } else { f64::NAN };
+        Contention { uncontended, contended, ratio }
+    }
+}
+
+/// One line of the retry comparison: a waiting fault kind and thread count,
+/// on the kernel without the retry and on the one with it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RetryRow {
+    pub kind: String,
+    pub threads: u32,
+    pub noretry: Contention,
+    pub rust: Contention,
+}
+
+/// One configuration's instructions per fault on noretry and rust.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RetryIcountRow {
+    #[serde(flatten)]
+    pub key: Key,
+    pub noretry: Stat,
+    pub rust: Stat,
+    /// rust's median over noretry's.
+    pub ratio: f64,
+}
+
+/// Per configuration and variant, the statistics of the samples taken under
+/// `clock` of a kind in `kinds`.
+fn stats_by_key<'a>(
+    samples: &'a [(Clock, String, Sample)],
+    clock: Clock,
+    kinds: &[&str],
+) -> BTreeMap<Key, BTreeMap<&'a str, Stat>> {
+    let mut groups: BTreeMap<Key, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
+    for (_, variant, s) in samples.iter().filter(|(c, _, s)| *c == clock && kinds.contains(&s.key.kind.as_str())) {
+        groups.entry(s.key.clone()).or_default().entry(variant.as_str()).or_default().push(s.ns_per_fault);
+    }
+    groups
+        .into_iter()
+        .map(|(key, by)| (key, by.into_iter().filter_map(|(v, ns)| Some((v, Stat::of(&ns)?))).collect()))
+        .collect()
+}
+
+/// The retry comparison: wall-clock samples of the [`RETRY_KINDS`], per
+/// kind and thread count, contended against uncontended on noretry and on
+/// rust. A configuration that either kernel lacks with or without the
+/// writer (a skipped case) has no row; icount samples and other kinds are
+/// ignored.
+pub fn summarise_retry(samples: &[(Clock, String, Sample)]) -> Vec<RetryRow> {
+    let stats = stats_by_key(samples, Clock::Wall, &RETRY_KINDS);
+    let contention = |key: &Key, variant: &str| -> Option<Contention> {
+        let contended = Key { writer: true, ..key.clone() };
+        Some(Contention::of(*stats.get(key)?.get(variant)?, *stats.get(&contended)?.get(variant)?))
+    };
+    stats
+        .keys()
+        .filter(|k| !k.writer)
+        .filter_map(|k| {
+            Some(RetryRow {
+                kind: k.kind.clone(),
+                threads: k.threads,
+                noretry: contention(k, NORETRY)?,
+                rust: contention(k, "rust")?,
+            })
+        })
+        .collect()
+}
+
+/// Instructions per fault (icount) of uffd faults on noretry and rust, with
+/// and without the writer: what the retry costs where it is taken most.
+pub fn summarise_retry_icount(samples: &[(Clock, String, Sample)]) -> Vec<RetryIcountRow> {
+    stats_by_key(samples, Clock::Icount, &["uffd"])
+        .into_iter()
+        .filter_map(|(key, by)| {
+            let (noretry, rust) = (*by.get(NORETRY)?, *by.get("rust")?);
+            let ratio = if noretry.median > 0.0 { rust.median / noretry.median } else { f64::NAN };
+            Some(RetryIcountRow { key, noretry, rust, ratio })
+        })
+        .collect()
+}
+
+/// The retry comparison's tables: contended against uncontended wall-clock
+/// time, then uffd instructions per fault.
+pub fn retry_table(rows: &[RetryRow], icount: &[RetryIcountRow]) -> String {
+    let mut out = String::new();
+    if !rows.is_empty() {
+        out.push_str(
+            "retry under the per-VMA lock: wall-clock ns per fault, writer off (uncontended) and on (contended)\n\
+             (MTTCG, 2 vCPUs; medians over repeats and rounds; ratio = uncontended / contended, 1.0: the writer \
+             costs nothing)\n",
+        );
+        out.push_str(&format!(
+            "{:<7} {:>7} {:>19} {:>17} {:>13} {:>16} {:>14} {:>10}\n",
+            "kind",
+            "threads",
+            "noretry uncontended",
+            "noretry contended",
+            "noretry ratio",
+            "rust uncontended",
+            "rust contended",
+            "rust ratio"
+        ));
+        for r in rows {
+            out.push_str(&format!(
+                "{:<7} {:>7} {:>19.1} {:>17.1} {:>13.4} {:>16.1} {:>14.1} {:>10.4}\n",
+                r.kind,
+                r.threads,
+                r.noretry.uncontended.median,
+                r.noretry.contended.median,
+                r.noretry.ratio,
+                r.rust.uncontended.median,
+                r.rust.contended.median,
+                r.rust.ratio
+            ));
+        }
+        out.push('\n');
+    }
+    if !icount.is_empty() {
+        out.push_str(
+            "retry under the per-VMA lock: uffd instructions per fault (-icount, 1 vCPU; spread over repeats; \
+             ratio = rust / noretry)\n",
+        );
+        out.push_str(&format!(
+            "{:<7} {:>7} {:>6} {:>13} {:>7} {:>12} {:>7} {:>7}\n",
+            "kind", "threads", "writer", "noretry instr", "spread", "rust instr", "spread", "ratio"
+        ));
+        for r in icount {
+            out.push_str(&format!(
+                "{:<7} {:>7} {:>6} {:>13.1} {:>6.2}% {:>12.1} {:>6.2}% {:>7.4}\n",
+                r.key.kind,
+                r.key.threads,
+                if r.key.writer { "yes" } else { "no" },
+                r.noretry.median,
+                100.0 * r.noretry.spread(),
+                r.rust.median,
+                100.0 * r.rust.spread(),
+                r.ratio
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// One line on the retry's goal: how many configurations reach
+/// [`RETRY_GOAL`] on rust, the worst ratio there, and the worst without
+/// the retry for comparison.
+pub fn retry_verdict(rows: &[RetryRow]) -> String {
+    if rows.is_empty() {
+        return format!(
+            "goal contended/uncontended >= {RETRY_GOAL} with the retry: no {} configuration was measured \
+             on both {NORETRY} and rust (see the serial logs for skipped cases)",
+            RETRY_KINDS.join(" or ")
+        );
+    }
+    let met = rows.iter().filter(|r| r.rust.ratio >= RETRY_GOAL).count();
+    let worst = |f: fn(&RetryRow) -> f64| rows.iter().map(f).fold(f64::NAN, f64::min);
+    format!(
+        "goal contended/uncontended >= {RETRY_GOAL} with the retry: {met} of {} configurations \
+         (worst {:.4}); without it ({NORETRY}): worst {:.4}",
+        rows.len(),
+        worst(|r| r.rust.ratio),
+        worst(|r| r.noretry.ratio)
+    )
+}
+
 /// The guest plan of a bench boot.
 fn plan(opts: &Options) -> Result<Plan> {
     Plan::parse(&format!("fault-bench ktap 3000 fault_bench -p {} -r {}\n", opts.pages, opts.repeats), "lab bench")
@@ -365,6 +572,8 @@ pub fn run(layout: &Layout, opts: &Options) -> Result<bool> {
         }
     }
     let rows = summarise(&samples);
+    let retry_rows = summarise_retry(&samples);
+    let retry_icount_rows = summarise_retry_icount(&samples);
     let json = serde_json::json!({
         "kernel": crate::tree::kernel_version(&layout.tree()).unwrap_or_default(),
         "debian_package": tc.source_version,
@@ -373,12 +582,19 @@ pub fn run(layout: &Layout, opts: &Options) -> Result<bool> {
         "rounds": opts.rounds,
         "goal": GOAL,
         "rows": rows,
+        "variants": VARIANTS,
+        "retry_goal": RETRY_GOAL,
+        "retry_rows": retry_rows,
+        "retry_icount_rows": retry_icount_rows,
         "samples": samples.iter().map(|(c, v, s)| serde_json::json!({"clock": c, "variant": v, "sample": s})).collect::<Vec<_>>(),
     });
     std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
     write_svg(&dir.join("bench.svg"), &rows)?;
     print!("{}", table(&rows));
     println!("{}", verdict(&rows));
+    println!();
+    print!("{}", retry_table(&retry_rows, &retry_icount_rows));
+    println!("{}", retry_verdict(&retry_rows));
     println!("serial logs, bench.json and bench.svg: {}", dir.display());
     Ok(true)
 }
@@ -386,6 +602,7 @@ pub fn run(layout: &Layout, opts: &Options) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     const LINE: &str = "# bench kind=uffd threads=2 writer=1 rep=3 pages=4096 faults=4101 majflt=0 \
                         ns=1234567 ns_per_fault=301.4 writer_ops=17";
@@ -463,6 +680,130 @@ mod tests {
         assert!(v.contains("slower beyond the spread: anon threads=1 writer=0"), "{v}");
         let t = table(&rows);
         assert!(t.contains("anon          1     no       1000.0"), "{t}");
+    }
+
+    fn at(clock: Clock, variant: &str, kind: &str, threads: u32, writer: bool, ns: f64) -> (Clock, String, Sample) {
+        let s = sample(kind, ns);
+        (clock, variant.to_string(), Sample { key: Key { threads, writer, ..s.key.clone() }, ..s })
+    }
+
+    /// Made-up samples for the retry comparison, with everything it must
+    /// leave out.
+    fn retry_samples() -> Vec<(Clock, String, Sample)> {
+        use Clock::{Icount, Wall};
+        vec![
+            // uffd, 1 thread: noretry 100 -> 200 ns (0.5), rust 80 -> 100 (0.8).
+            at(Wall, "noretry", "uffd", 1, false, 90.0),
+            at(Wall, "noretry", "uffd", 1, false, 100.0),
+            at(Wall, "noretry", "uffd", 1, false, 110.0),
+            at(Wall, "noretry", "uffd", 1, true, 200.0),
+            at(Wall, "rust", "uffd", 1, false, 80.0),
+            at(Wall, "rust", "uffd", 1, true, 90.0),
+            at(Wall, "rust", "uffd", 1, true, 110.0),
+            // swapin, 2 threads: noretry 300 -> 400 (0.75), rust 300 -> 310.
+            at(Wall, "noretry", "swapin", 2, false, 300.0),
+            at(Wall, "noretry", "swapin", 2, true, 400.0),
+            at(Wall, "rust", "swapin", 2, false, 300.0),
+            at(Wall, "rust", "swapin", 2, true, 310.0),
+            // icount: not this comparison's clock (it would move every median).
+            at(Icount, "noretry", "uffd", 1, true, 1e6),
+            at(Icount, "rust", "uffd", 1, false, 1e6),
+            at(Icount, "rust", "uffd", 1, false, 1e6),
+            at(Icount, "noretry", "uffd", 1, false, 5000.0),
+            // anon does not wait: no row, though both kernels have both.
+            at(Wall, "noretry", "anon", 1, false, 10.0),
+            at(Wall, "noretry", "anon", 1, true, 20.0),
+            at(Wall, "rust", "anon", 1, false, 10.0),
+            at(Wall, "rust", "anon", 1, true, 20.0),
+            // uffd, 2 threads: rust lacks it (a skipped case): no row.
+            at(Wall, "noretry", "uffd", 2, false, 100.0),
+            at(Wall, "noretry", "uffd", 2, true, 100.0),
+            // swapin, 1 thread: noretry has no contended sample: no row.
+            at(Wall, "noretry", "swapin", 1, false, 100.0),
+            at(Wall, "rust", "swapin", 1, false, 100.0),
+            at(Wall, "rust", "swapin", 1, true, 100.0),
+            // c is not part of it.
+            at(Wall, "c", "uffd", 1, false, 1.0),
+            at(Wall, "c", "uffd", 1, true, 1e6),
+        ]
+    }
+
+    #[test]
+    fn the_retry_ratio_is_uncontended_over_contended_per_kernel() {
+        let rows = summarise_retry(&retry_samples());
+        let keys: Vec<(&str, u32)> = rows.iter().map(|r| (r.kind.as_str(), r.threads)).collect();
+        assert_eq!(keys, [("swapin", 2), ("uffd", 1)]);
+        let uffd = &rows[1];
+        assert_eq!((uffd.noretry.uncontended.median, uffd.noretry.uncontended.n), (100.0, 3));
+        assert_eq!((uffd.noretry.contended.median, uffd.noretry.contended.n), (200.0, 1));
+        assert!((uffd.noretry.ratio - 0.5).abs() < 1e-9, "{}", uffd.noretry.ratio);
+        assert_eq!((uffd.rust.uncontended.median, uffd.rust.contended.median), (80.0, 100.0));
+        assert!((uffd.rust.ratio - 0.8).abs() < 1e-9, "{}", uffd.rust.ratio);
+        let swapin = &rows[0];
+        assert!((swapin.noretry.ratio - 0.75).abs() < 1e-9, "{}", swapin.noretry.ratio);
+        assert!((swapin.rust.ratio - 300.0 / 310.0).abs() < 1e-9, "{}", swapin.rust.ratio);
+        let v = retry_verdict(&rows);
+        assert_eq!(
+            v,
+            "goal contended/uncontended >= 0.9 with the retry: 1 of 2 configurations (worst 0.8000); \
+             without it (noretry): worst 0.5000"
+        );
+        let t = retry_table(&rows, &[]);
+        assert!(t.contains("\nuffd          1               100.0             200.0        0.5000"), "{t}");
+        assert!(t.contains("\nswapin        2               300.0             400.0        0.7500"), "{t}");
+        assert!(!t.contains("instructions"), "{t}");
+        assert!(retry_verdict(&[]).contains("no swapin or uffd configuration was measured"));
+        assert!(retry_table(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn noretry_samples_leave_the_rust_over_c_rows_alone() {
+        let mut samples = vec![
+            at(Clock::Icount, "c", "uffd", 1, false, 2000.0),
+            at(Clock::Icount, "rust", "uffd", 1, false, 2100.0),
+            at(Clock::Wall, "c", "swapin", 2, true, 10.0),
+            at(Clock::Wall, "rust", "swapin", 2, true, 12.0),
+        ];
+        let before = summarise(&samples);
+        samples.extend(retry_samples().into_iter().filter(|(_, v, _)| v == NORETRY));
+        assert_eq!(summarise(&samples), before);
+        assert_eq!(before.len(), 2);
+    }
+
+    #[test]
+    fn the_uffd_instructions_compare_noretry_and_rust_per_writer_setting() {
+        let rows = summarise_retry_icount(&retry_samples());
+        // writer=1 has no rust sample: only writer=0.
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].key.kind.as_str(), rows[0].key.writer), ("uffd", false));
+        assert_eq!((rows[0].noretry.median, rows[0].rust.median), (5000.0, 1e6));
+        assert!((rows[0].ratio - 200.0).abs() < 1e-9, "{}", rows[0].ratio);
+        let t = retry_table(&[], &rows);
+        assert!(t.contains("uffd          1     no        5000.0   0.00%    1000000.0   0.00% 200.0000"), "{t}");
+    }
+
+    /// The kernels `lab bench` boots load from this repository's config/,
+    /// noretry only from config/bench/, where `lab test` does not see it,
+    /// and noretry is rust without the retry, nothing else.
+    #[test]
+    fn noretry_is_rust_without_the_retry_and_no_variant_of_lab_test() {
+        let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+        assert_eq!(VARIANTS, ["c", "noretry", "rust"]);
+        for v in VARIANTS {
+            crate::build::Variant::load(&layout, v).unwrap();
+        }
+        assert!(!crate::build::variants(&layout).unwrap().iter().any(|v| v == NORETRY));
+        assert!(crate::build::bench_variants(&layout).unwrap().iter().any(|v| v == NORETRY));
+        let values = |path: PathBuf| -> BTreeMap<String, crate::kconfig::Value> {
+            let f = crate::kconfig::Fragment::from_files(&[path]).unwrap();
+            f.render().lines().filter_map(crate::kconfig::parse_line).collect()
+        };
+        let mut rust = values(layout.config().join("rust.config"));
+        let mut noretry = values(layout.bench_config().join("noretry.config"));
+        use crate::kconfig::Value;
+        assert_eq!(rust.remove("MM_FAULT_VMA_RETRY"), Some(Value::Set("y".into())));
+        assert_eq!(noretry.remove("MM_FAULT_VMA_RETRY"), Some(Value::No));
+        assert_eq!(rust, noretry, "config/bench/noretry.config must differ from config/rust.config only in the retry");
     }
 
     #[test]

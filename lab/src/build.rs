@@ -34,7 +34,8 @@ impl Variant {
     /// The guest variant `name`: `<arch>-<config>` (see
     /// [`arch::split_variant`]) is [`Variant::for_arch`]; a bare name is the
     /// x86_64 variant: tinyconfig's fragments from the tree, then
-    /// config/base.config, config/arch/x86_64.config and config/<name>.config,
+    /// config/base.config, config/arch/x86_64.config and config/<name>.config
+    /// (or, for a bench-only configuration, config/bench/<name>.config),
     /// built in build/kernel/<name>.
     pub fn load(layout: &Layout, name: &str) -> Result<Self> {
         let (arch, config) = arch::split_variant(name);
@@ -48,13 +49,10 @@ impl Variant {
 
     /// The variant `name` for another architecture: tinyconfig's generic
     /// fragment, then config/base.config, config/arch/<arch>.config and
-    /// config/<name>.config, built in build/kernel/<arch>-<name>.
+    /// config/<name>.config (or config/bench/<name>.config), built in
+    /// build/kernel/<arch>-<name>.
     pub fn for_arch(layout: &Layout, name: &str, arch: Arch) -> Result<Self> {
-        let own = layout.config().join(format!("{name}.config"));
-        if !own.is_file() {
-            let known: Vec<String> = variants(layout)?;
-            bail!("unknown variant {name:?}: there is no {} (known: {})", own.display(), known.join(", "));
-        }
+        let own = own_fragment(layout, name)?;
         let arch_frag = layout.config().join("arch").join(format!("{arch}.config"));
         if !arch_frag.is_file() {
             bail!("no configuration for ARCH={arch}: write {}", arch_frag.display());
@@ -81,21 +79,61 @@ impl Variant {
     }
 }
 
-/// The variants that config/ defines (every `<name>.config` but the shared
-/// base; architecture fragments live in config/arch/).
-pub fn variants(layout: &Layout) -> Result<Vec<String>> {
+/// The fragment that makes configuration `name` what it is:
+/// config/<name>.config, else the bench-only config/bench/<name>.config.
+fn own_fragment(layout: &Layout, name: &str) -> Result<PathBuf> {
+    let own = layout.config().join(format!("{name}.config"));
+    let bench = layout.bench_config().join(format!("{name}.config"));
+    if own.is_file() {
+        return Ok(own);
+    }
+    if bench.is_file() {
+        return Ok(bench);
+    }
+    let (known, bench_only) = (variants(layout)?, bench_variants(layout)?);
+    bail!(
+        "unknown variant {name:?}: there is neither {} nor {} (variants: {}; bench-only, in {}/: {}); \
+         check the name, or write the fragment",
+        own.display(),
+        bench.display(),
+        known.join(", "),
+        layout.bench_config().display(),
+        if bench_only.is_empty() { "none".to_string() } else { bench_only.join(", ") }
+    )
+}
+
+/// The names of the `<name>.config` files directly in `dir`, sorted,
+/// without `skip`.
+fn configs_in(dir: &Path, skip: &[&str]) -> Result<Vec<String>> {
     let mut v = Vec::new();
-    for e in fs::read_dir(layout.config())? {
+    for e in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let e = e?;
         let n = e.file_name().to_string_lossy().into_owned();
         if let Some(stem) = n.strip_suffix(".config") {
-            if stem != "base" && e.file_type()?.is_file() {
+            if !skip.contains(&stem) && e.file_type()?.is_file() {
                 v.push(stem.to_string());
             }
         }
     }
     v.sort();
     Ok(v)
+}
+
+/// The variants that config/ defines (every `<name>.config` but the shared
+/// base; architecture fragments live in config/arch/, bench-only
+/// configurations in config/bench/).
+pub fn variants(layout: &Layout) -> Result<Vec<String>> {
+    configs_in(&layout.config(), &["base"])
+}
+
+/// The bench-only configurations (config/bench/<name>.config): kernels
+/// `lab bench` boots, which `lab test` and `lab check` do not build.
+pub fn bench_variants(layout: &Layout) -> Result<Vec<String>> {
+    let dir = layout.bench_config();
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    configs_in(&dir, &[])
 }
 
 /// The variants `lab test` boots: every x86_64 variant of config/, then the
@@ -377,5 +415,29 @@ mod tests {
         assert_eq!(guest_variants(&layout).unwrap(), ["c", "rust", "arm64-rust"]);
         let e = Variant::load(&layout, "arm64-debug").unwrap_err().to_string();
         assert!(e.contains("unknown variant \"debug\"") && e.contains("c, rust"), "{e}");
+        assert!(e.contains("config/bench/debug.config") && e.contains("bench-only, in "), "{e}");
+    }
+
+    #[test]
+    fn a_bench_only_configuration_loads_but_is_no_variant_of_lab_test() {
+        let (_d, layout) = layout_with(&["base.config", "rust.config", "c.config", "arch/x86_64.config"]);
+        assert!(bench_variants(&layout).unwrap().is_empty());
+        fs::create_dir_all(layout.bench_config()).unwrap();
+        fs::write(layout.bench_config().join("noretry.config"), "").unwrap();
+        fs::write(layout.bench_config().join("README"), "").unwrap();
+        let v = Variant::load(&layout, "noretry").unwrap();
+        assert_eq!((v.name.as_str(), v.arch, v.out.clone()), ("noretry", Arch::X86_64, layout.kbuild("noretry")));
+        let last = v.fragments.last().unwrap().strip_prefix(&layout.repo).unwrap();
+        assert_eq!(last, Path::new("config/bench/noretry.config"));
+        assert_eq!(image(&layout, "noretry"), layout.kbuild("noretry").join("arch/x86/boot/bzImage"));
+        assert_eq!(variants(&layout).unwrap(), ["c", "rust"]);
+        assert_eq!(guest_variants(&layout).unwrap(), ["c", "rust", "arm64-rust"]);
+        assert_eq!(bench_variants(&layout).unwrap(), ["noretry"]);
+        // config/ comes first: a bench fragment cannot shadow a variant.
+        fs::write(layout.bench_config().join("rust.config"), "").unwrap();
+        let r = Variant::load(&layout, "rust").unwrap();
+        assert_eq!(r.fragments.last().unwrap().strip_prefix(&layout.repo).unwrap(), Path::new("config/rust.config"));
+        let e = Variant::load(&layout, "nope").unwrap_err().to_string();
+        assert!(e.contains("variants: c, rust;") && e.contains("noretry, rust"), "{e}");
     }
 }

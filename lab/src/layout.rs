@@ -54,6 +54,12 @@ impl Layout {
         self.repo.join("config")
     }
 
+    /// Bench-only Kconfig fragments: configurations that `lab bench` boots
+    /// but that are no variant of `lab test` or `lab check`.
+    pub fn bench_config(&self) -> PathBuf {
+        self.config().join("bench")
+    }
+
     /// Guest-side files: the init script and the test plan.
     pub fn guest(&self) -> PathBuf {
         self.repo.join("guest")

@@ -72,9 +72,13 @@ enum Cmd {
         #[arg(long, conflicts_with = "series_only")]
         docs_only: bool,
     },
-    /// Measure the cost per page fault on the c and rust kernels side by
-    /// side (guest/programs/fault_bench.c): instructions per fault under
-    /// -icount, wall-clock time under MTTCG; table, JSON and SVG.
+    /// Measure the cost per page fault on three kernels side by side
+    /// (guest/programs/fault_bench.c): c and rust (does the Rust fault path
+    /// cost more than C?), and noretry, rust without the retry under the
+    /// per-VMA lock (config/bench/noretry.config; how much of the writer's
+    /// cost to uffd and swap-in faults does the retry take away?).
+    /// Instructions per fault under -icount, wall-clock time under MTTCG;
+    /// tables, JSON and SVG.
     Bench {
         /// Pages each case faults per repeat.
         #[arg(long, default_value_t = 4096)]
@@ -82,7 +86,7 @@ enum Cmd {
         /// Measured repeats per case and boot.
         #[arg(long, default_value_t = 5)]
         repeats: u32,
-        /// Wall-clock rounds (each boots c, then rust).
+        /// Wall-clock rounds (each boots c, noretry, then rust).
         #[arg(long, default_value_t = 2)]
         rounds: u32,
     },
