@@ -12,8 +12,12 @@
  *
  * Each kind runs with 1 or 2 faulting threads (each faults its own part of
  * the range, released together by a barrier) and with the "writer" off or
- * on: a thread looping mmap/touch/munmap of one page, which takes mmap_lock
- * for write during the whole timed section. Each case runs one untimed
+ * on: a thread that, during the whole timed section, loops mprotect() of a
+ * populated shared mapping of WRITER_PAGES pages of its own between
+ * read-only and read-write, as a runtime's garbage collector might. Each
+ * mprotect() holds mmap_lock for write across a walk of the mapping's page
+ * table, so a fault that needs mmap_lock queues behind it; the mapping is
+ * shared so that it never merges with a faulted range. Each case runs one untimed
  * warm-up repeat, then R measured ones, each printed as one "# bench" line.
  * The time is CLOCK_MONOTONIC from barrier release to the last faulting
  * thread done (under QEMU -icount shift=0 that counts instructions).
@@ -45,6 +49,8 @@
 #include "guest_util.h"
 
 #define MAX_THREADS	2
+/* The writer's mapping: 16 MiB of 4 KiB pages, whose walk takes ~0.1 ms+. */
+#define WRITER_PAGES	4096
 #define FAB_PATH	"/sys/kernel/debug/fault_around_bytes"
 /* Page @i holds this at offset 0 (and at its last 8 bytes, except anon). */
 #define PATTERN(i)	(0xfb00000000000000UL | (unsigned long)(i))
@@ -393,23 +399,31 @@ static void *fault_worker(void *arg)
 	return NULL;
 }
 
-/* Writer thread: mmap/touch/munmap one page until the faulters are done. */
+/*
+ * Writer thread: populate its own shared mapping (untimed), then mprotect()
+ * it between read-only and read-write until the faulters are done.
+ */
 static void *writer_thread(void *arg)
 {
 	struct bench_case *bc = arg;
-	unsigned long ops = 0;
+	size_t len = WRITER_PAGES * page_size;
+	unsigned long ops = 0, i;
 	char *p;
 
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		ksft_exit_fail_msg("writer mmap: %s\n", strerror(errno));
+	for (i = 0; i < WRITER_PAGES; i++)
+		WRITE_ONCE(p[i * page_size], 1);
 	pthread_barrier_wait(&bc->barrier);
 	while (!__atomic_load_n(&bc->writer_stop, __ATOMIC_ACQUIRE)) {
-		p = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED)
-			ksft_exit_fail_msg("writer mmap: %s\n", strerror(errno));
-		WRITE_ONCE(*p, 1);
-		munmap(p, page_size);
+		if (mprotect(p, len, ops & 1 ? PROT_READ | PROT_WRITE : PROT_READ))
+			ksft_exit_fail_msg("writer mprotect: %s\n",
+					   strerror(errno));
 		ops++;
 	}
+	munmap(p, len);
 	bc->writer_ops = ops;
 	return NULL;
 }

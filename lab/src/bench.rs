@@ -5,7 +5,7 @@
 //! without that retry, a kernel only the benchmark boots).
 //!
 //! The three kernels run guest/programs/fault_bench.c (four fault kinds, 1
-//! or 2 faulting threads, with and without a thread looping mmap/munmap) in
+//! or 2 faulting threads, with and without a thread looping mprotect) in
 //! the same invocation, booted in the order c, noretry, rust:
 //!
 //! - under `-icount` with one vCPU, where the guest clock counts
@@ -341,7 +341,7 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> Result<()> {
 pub struct Contention {
     /// Without the writer (writer=0).
     pub uncontended: Stat,
-    /// With the writer looping mmap/munmap (writer=1).
+    /// With the writer looping mprotect() (writer=1).
     pub contended: Stat,
     /// Throughput with the writer over throughput without it: the
     /// uncontended median over the contended one (1.0: the writer costs
