@@ -25,10 +25,7 @@ use crate::tree;
 /// result (seen twice in 15 runs). guest/init checks that `lab.cpus` CPUs
 /// came up.
 pub fn append(arch: Arch, cpus: u32) -> String {
-    format!(
-        "console={} panic=-1 oops=panic printk.time=1 initramfs_async=0 lab.cpus={cpus}",
-        arch.console()
-    )
+    format!("console={} panic=-1 oops=panic printk.time=1 initramfs_async=0 lab.cpus={cpus}", arch.console())
 }
 
 /// Installs what is missing and prepares the tree with the series applied.
@@ -222,8 +219,14 @@ mod tests {
 
     #[test]
     fn each_guest_gets_its_own_console_and_the_cpu_count_init_checks() {
-        assert_eq!(append(Arch::X86_64, 2), "console=ttyS0 panic=-1 oops=panic printk.time=1 initramfs_async=0 lab.cpus=2");
-        assert_eq!(append(Arch::Arm64, 2), "console=ttyAMA0 panic=-1 oops=panic printk.time=1 initramfs_async=0 lab.cpus=2");
+        assert_eq!(
+            append(Arch::X86_64, 2),
+            "console=ttyS0 panic=-1 oops=panic printk.time=1 initramfs_async=0 lab.cpus=2"
+        );
+        assert_eq!(
+            append(Arch::Arm64, 2),
+            "console=ttyAMA0 panic=-1 oops=panic printk.time=1 initramfs_async=0 lab.cpus=2"
+        );
     }
 
     #[test]
