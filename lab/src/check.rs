@@ -4,7 +4,8 @@
 //! For each commit after `base` the work tree is checked out (detached) and
 //! gets checkpatch --strict, get_maintainer.pl, `make rustfmtcheck` (when
 //! the patch touches Rust), a build of the `c` and the `rust` variant (the
-//! series' option off and on; CLIPPY=1, and any compiler warning is red)
+//! series' option off and on; CLIPPY=1, and any compiler warning is red;
+//! skipped for a patch that changes nothing the kernel build reads)
 //! and `make rustdoc` (when it touches a documented crate: rust/kernel/,
 //! rust/macros/, rust/ffi.rs). The builds use the same
 //! folders as `make test`, so the last one leaves its kernels built, and
@@ -116,6 +117,15 @@ pub fn get_maintainer(tree: &Path, patch: &Path) -> Command {
 }
 
 /// Files a commit changes.
+/// Whether the kernel build reads `file`: everything but the selftests and
+/// other tools, MAINTAINERS and the reStructuredText documentation
+/// (Documentation/Kconfig is sourced by the top Kconfig, so only .rst).
+fn kernel_build_reads(file: &str) -> bool {
+    !(file.starts_with("tools/")
+        || file == "MAINTAINERS"
+        || (file.starts_with("Documentation/") && file.ends_with(".rst")))
+}
+
 fn changed_files(tree: &Path, commit: &str) -> Result<Vec<String>> {
     let out = cmd::output(git(tree).args(["diff-tree", "--no-commit-id", "--name-only", "-r", commit]))?;
     Ok(out.lines().map(str::to_string).collect())
@@ -264,7 +274,7 @@ pub fn run(layout: &Layout, tc: &Toolchain, scope: Scope) -> Result<bool> {
             let subject = cmd::output(git(&tree).args(["log", "-1", "--format=%s", commit]))?.trim().to_string();
             eprintln!("lab: check {name}/{:02}: {subject}", commits.len());
             cmd::output(git(&tree).args(["checkout", "-q", "--detach", commit]))?;
-            let cells = check_patch(layout, tc, commit, &name, &logs, &mail)?;
+            let cells = check_patch(layout, tc, commit, &name, &logs, &mail, i == 0)?;
             rows.push(Row { name, subject, cells });
         }
     }
@@ -297,9 +307,15 @@ fn check_patch(
     name: &str,
     logs: &Path,
     mail: &Path,
+    first: bool,
 ) -> Result<Vec<Cell>> {
     let tree = layout.tree();
     let files = changed_files(&tree, commit)?;
+    // A patch that changes only selftests, MAINTAINERS or .rst files leaves
+    // the kernel sources as the previous patch had them, and that patch's
+    // builds stand for this one (about 5 minutes saved per such patch on a
+    // cold CI machine). The first patch has no previous build.
+    let same_kernel = !first && !files.iter().any(|f| kernel_build_reads(f));
     let mut cells = Vec::new();
 
     let patch = mail.join(format!("{name}.patch"));
@@ -354,6 +370,13 @@ fn check_patch(
     });
 
     for variant in ["c", "rust"] {
+        if same_kernel {
+            cells.push(not_applicable(
+                &format!("build-{variant}"),
+                "no file the kernel build reads: the previous patch's build stands",
+            ));
+            continue;
+        }
         let start = Instant::now();
         let mut v = Variant::load(layout, variant)?;
         v.lenient = true;
@@ -712,6 +735,16 @@ mod tests {
         let w = warnings_about(log, &added);
         assert_eq!(w.len(), 3, "{w:?}");
         assert!(w.iter().all(|l| !l.contains("memory_allocation")));
+    }
+
+    #[test]
+    fn builds_skip_only_what_kbuild_never_reads() {
+        for f in ["tools/testing/selftests/mm/vma_lock_faults.c", "MAINTAINERS", "Documentation/mm/fault_lock.rst"] {
+            assert!(!kernel_build_reads(f), "{f}");
+        }
+        for f in ["Documentation/Kconfig", "mm/Kconfig", "include/linux/fault_lock.h", "rust/kernel/mm/fault.rs"] {
+            assert!(kernel_build_reads(f), "{f}");
+        }
     }
 
     #[test]
