@@ -117,6 +117,58 @@ pub fn get_maintainer(tree: &Path, patch: &Path) -> Command {
 }
 
 /// Files a commit changes.
+/// A commit a Fixes: tag may name (config/known-commits).
+#[derive(Debug, PartialEq)]
+pub struct KnownCommit {
+    pub id: String,
+    pub subject: String,
+}
+
+/// Reads config/known-commits: `<40-digit id> <subject>` lines, `#`
+/// comments and blank lines.
+pub fn parse_known_commits(text: &str) -> Result<Vec<KnownCommit>> {
+    let mut known = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (id, subject) = line.split_once(' ').unwrap_or((line, ""));
+        if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || subject.trim().is_empty() {
+            bail!("config/known-commits line {}: expected `<40-digit id> <subject>`, got `{line}`", n + 1);
+        }
+        known.push(KnownCommit { id: id.to_ascii_lowercase(), subject: subject.trim().to_string() });
+    }
+    Ok(known)
+}
+
+/// The Fixes: tags of a patch that name no commit of `known` (by an id of
+/// at least 12 digits that starts a known id, and that commit's subject),
+/// each with what is wrong.
+pub fn unknown_fixes(patch: &str, known: &[KnownCommit]) -> Vec<String> {
+    static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"^Fixes: ([0-9a-fA-F]{12,40}) \("(.*)"\)$"#).unwrap());
+    let mut bad = Vec::new();
+    // The tags are in the commit message, before the diffstat's `---`.
+    for line in patch.lines().take_while(|l| *l != "---").filter(|l| l.starts_with("Fixes:")) {
+        let Some(c) = TAG.captures(line) else {
+            bad.push(format!("`{line}`: not `Fixes: <12+ digit id> (\"<subject>\")`"));
+            continue;
+        };
+        let (id, subject) = (c[1].to_ascii_lowercase(), &c[2]);
+        match known.iter().find(|k| k.id.starts_with(&id)) {
+            None => bad.push(format!(
+                "`{line}`: {id} is not in config/known-commits; check it in mainline \
+                 (git log -1 --format='%H %s' {id}) and add it"
+            )),
+            Some(k) if k.subject != subject => {
+                bad.push(format!("`{line}`: {} is \"{}\" in config/known-commits", k.id, k.subject))
+            }
+            Some(_) => {}
+        }
+    }
+    bad
+}
+
 /// Whether the kernel build reads `file`: everything but the selftests and
 /// other tools, MAINTAINERS and the reStructuredText documentation
 /// (Documentation/Kconfig is sourced by the top Kconfig, so only .rst).
@@ -326,14 +378,18 @@ fn check_patch(
     let mut c = Command::new(tree.join("scripts/checkpatch.pl"));
     // UNKNOWN_COMMIT_ID: the tree is a release tarball with no upstream
     // history, so checkpatch.pl cannot find the commit a Fixes: tag names
-    // and warns about every one; the ids were checked against mainline.
+    // and warns about every one; unknown_fixes() checks them instead,
+    // against config/known-commits.
     c.current_dir(&tree).args(["--strict", "--ignore", "UNKNOWN_COMMIT_ID"]).arg(&patch);
     // Its SPDX check runs `python3` from PATH and needs Debian's python3-ply:
     // put Debian's interpreter before one from pyenv or a venv.
     c.env("PATH", format!("/usr/bin:/bin:{}", std::env::var("PATH").unwrap_or_default()));
     let (_, out) = run_to_log(&mut c, &log);
     let broken = out.lines().find(|l| l.starts_with("Traceback") || l.contains("Error:"));
+    let known = parse_known_commits(&fs::read_to_string(layout.config().join("known-commits")).unwrap_or_default())?;
+    let fixes = unknown_fixes(&fs::read_to_string(&patch)?, &known);
     cells.push(match parse_checkpatch(&out) {
+        _ if !fixes.is_empty() => cell("checkpatch", Status::Fail, fixes.join("; "), Some(log), start),
         _ if broken.is_some() => cell(
             "checkpatch",
             Status::Fail,
@@ -745,6 +801,34 @@ mod tests {
         for f in ["Documentation/Kconfig", "mm/Kconfig", "include/linux/fault_lock.h", "rust/kernel/mm/fault.rs"] {
             assert!(kernel_build_reads(f), "{f}");
         }
+    }
+
+    #[test]
+    fn fixes_tags_must_name_a_known_commit() {
+        let known = parse_known_commits(
+            "# comment\n\n29a22b9e08d70d6c9b075c12c47b6e895cb65cf0 mm: handle userfaults under VMA lock\n",
+        )
+        .unwrap();
+        assert_eq!(known.len(), 1);
+        let patch = |tag: &str| format!("Subject: [PATCH] x\n\nWhy.\n\n{tag}\nSigned-off-by: A <a@b>\n---\n f | 1 +\n");
+        let good = patch("Fixes: 29a22b9e08d7 (\"mm: handle userfaults under VMA lock\")");
+        assert!(unknown_fixes(&good, &known).is_empty());
+        // The mm-unstable id of the same change: not the mainline one.
+        let unknown = unknown_fixes(&patch("Fixes: 50b88b63e3e4 (\"mm: handle userfaults under VMA lock\")"), &known);
+        assert!(unknown.len() == 1 && unknown[0].contains("not in config/known-commits"), "{unknown:?}");
+        let subject =
+            unknown_fixes(&patch("Fixes: 29a22b9e08d7 (\"mm: handle userfaults under the VMA lock\")"), &known);
+        assert!(
+            subject.len() == 1 && subject[0].contains("is \"mm: handle userfaults under VMA lock\""),
+            "{subject:?}"
+        );
+        assert_eq!(unknown_fixes(&patch("Fixes: 29a22b9 (\"mm: handle userfaults under VMA lock\")"), &known).len(), 1);
+        // Only the commit message counts, not a diff that adds such a line.
+        assert!(unknown_fixes(&format!("{good}+Fixes: 0123456789ab (\"x\")\n"), &known).is_empty());
+        assert!(parse_known_commits("29a22b9e08d7 short id\n").is_err());
+        // The repository's own list parses.
+        let ours = include_str!("../../config/known-commits");
+        assert!(!parse_known_commits(ours).unwrap().is_empty());
     }
 
     #[test]
