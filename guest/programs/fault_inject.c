@@ -42,10 +42,11 @@
  *                               UFFDIO_ZEROPAGE, whose only page allocation
  *                               is the page table.
  *
- * Output is kselftest TAP 13. "# <case>: ..." lines give per case how many
- * pages were swapped out / read back / bad, the ioctl errno counts and how
- * many failures were injected (read from the "times" budget, which
- * lib/fault-inject.c should_fail_ex() decrements once per failure). The last
+ * Output is kselftest TAP, through tools/testing/selftests/kselftest.h.
+ * "# <case>: ..." lines give per case how many pages were swapped out /
+ * read back / bad, the ioctl errno counts and how many failures were
+ * injected (read from the "times" budget, which lib/fault-inject.c
+ * should_fail_ex() decrements once per failure). The last
  * lines are "# injected page_alloc=N slab=N (<case>=N ...)" (summed over the
  * cases, then per case: "skip" for a skipped case, "?" if unreadable) and
  * "# outcomes ..." (how the children ended, and every errno of
@@ -131,12 +132,11 @@
 #include <linux/userfaultfd.h>
 
 #include "guest_util.h"
+#include "kselftest.h"
 
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT		21
 #endif
-
-#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
 
 #define DEFAULT_DEBUGFS		"/sys/kernel/debug"
 #define DEFAULT_PAGES		2048
@@ -302,39 +302,6 @@ static long case_injected[NR_CASES];	/* -1: "times" unreadable */
 static unsigned int out_clean, out_sigkill, out_sigbus, out_other_sig, out_timeout;
 static unsigned long copy_calls, copy_ok, copy_partial, copy_err[ERRNO_SLOTS];
 static unsigned long zp_calls, zp_ok, zp_partial, zp_err[ERRNO_SLOTS];
-
-/* ---- TAP 13, as tools/testing/kunit/kunit_parser.py reads it ---- */
-
-static unsigned int tap_nr, tap_pass, tap_fail, tap_skipped;
-
-static void __attribute__((format(printf, 1, 2))) tap_diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void tap_result(bool pass, const char *name)
-{
-	printf("%sok %u %s\n", pass ? "" : "not ", ++tap_nr, name);
-	fflush(stdout);
-	if (pass)
-		tap_pass++;
-	else
-		tap_fail++;
-}
-
-static void tap_skip(const char *name, const char *reason)
-{
-	printf("ok %u %s # SKIP %s\n", ++tap_nr, name, reason);
-	fflush(stdout);
-	tap_skipped++;
-}
 
 /* ---- files; the write side is async-signal-safe ---- */
 
@@ -1354,11 +1321,11 @@ static void report_swap(const struct test_case *tc, const struct case_result *r)
 {
 	unsigned long half = opt_pages / 2;
 
-	tap_diag("%s: swapped out %lu of %lu pages (%lu of %lu sole-owner, %lu of %lu shared with a holder), %lu still present",
+	ksft_print_msg("%s: swapped out %lu of %lu pages (%lu of %lu sole-owner, %lu of %lu shared with a holder), %lu still present\n",
 		 tc->name, r->swapped_sole + r->swapped_shared, opt_pages,
 		 r->swapped_sole, half, r->swapped_shared, opt_pages - half,
 		 r->present);
-	tap_diag("%s: read back %lu of %lu pages, %lu bad, majflt +%ld; holder re-read %lu of %lu pages, %lu bad%s",
+	ksft_print_msg("%s: read back %lu of %lu pages, %lu bad, majflt +%ld; holder re-read %lu of %lu pages, %lu bad%s\n",
 		 tc->name, r->checked, opt_pages, r->bad, r->majflt,
 		 r->holder_checked, opt_pages - half, r->holder_bad,
 		 r->holder_ran == 2 ? " (after the child ended)" : "");
@@ -1369,11 +1336,11 @@ static void report_uffd(const struct test_case *tc, const struct case_result *r)
 	char errs[512];
 
 	format_errnos(errs, sizeof(errs), r->err);
-	tap_diag("%s: %lu fault events (%lu duplicate), %lu %s calls: ok=%lu partial=%lu errors:%s; most retries of one call %lu",
+	ksft_print_msg("%s: %lu fault events (%lu duplicate), %lu %s calls: ok=%lu partial=%lu errors:%s; most retries of one call %lu\n",
 		 tc->name, r->events, r->dup_events, r->calls,
 		 tc->kind == UFFD_ZEROPAGE ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY",
 		 r->ok, r->partial, errs, r->max_tries);
-	tap_diag("%s: faulting thread read back %lu of %lu pages, %lu bad",
+	ksft_print_msg("%s: faulting thread read back %lu of %lu pages, %lu bad\n",
 		 tc->name, r->checked, opt_pages, r->bad);
 }
 
@@ -1400,15 +1367,15 @@ static void run_case(const struct test_case *tc, struct case_result *r)
 
 	current_case = tc->name;
 	if (!facility_present(tc->facility, reason, sizeof(reason))) {
-		tap_skip(tc->name, reason);
+		ksft_test_result_code(KSFT_SKIP, tc->name, "%s", reason);
 		return;
 	}
 	if (tc->kind == SWAPIN && !swap_active()) {
-		tap_skip(tc->name, "no active swap (/proc/swaps is empty)");
+		ksft_test_result_code(KSFT_SKIP, tc->name, "no active swap (/proc/swaps is empty)");
 		return;
 	}
 	if (tc->kind != SWAPIN && !uffd_available(reason, sizeof(reason))) {
-		tap_skip(tc->name, reason);
+		ksft_test_result_code(KSFT_SKIP, tc->name, "%s", reason);
 		return;
 	}
 
@@ -1421,9 +1388,9 @@ static void run_case(const struct test_case *tc, struct case_result *r)
 	memset(r, 0, sizeof(*r));
 	if (arm_facility(tc->facility, reason, sizeof(reason))) {
 		disarm_facility(tc->facility);
-		tap_diag("%s: setting up %s: %s", tc->name,
+		ksft_print_msg("%s: setting up %s: %s\n", tc->name,
 			 facility_dir[tc->facility], reason);
-		tap_result(false, tc->name);
+		ksft_test_result(false, "%s\n", tc->name);
 		return;
 	}
 
@@ -1431,8 +1398,8 @@ static void run_case(const struct test_case *tc, struct case_result *r)
 	pid = fork();
 	if (pid < 0) {
 		disarm_facility(tc->facility);
-		tap_diag("%s: fork: %s", tc->name, strerror(errno));
-		tap_result(false, tc->name);
+		ksft_print_msg("%s: fork: %s\n", tc->name, strerror(errno));
+		ksft_test_result(false, "%s\n", tc->name);
 		return;
 	}
 	if (pid == 0) {
@@ -1456,12 +1423,12 @@ static void run_case(const struct test_case *tc, struct case_result *r)
 	}
 	case_injected[tc - cases] = injected;
 	if (injected >= 0) {
-		tap_diag("%s: injected %s failures: %ld", tc->name,
+		ksft_print_msg("%s: injected %s failures: %ld\n", tc->name,
 			 facility_short[tc->facility], injected);
 		injected_total[tc->facility] += injected;
 		injected_known[tc->facility] = true;
 	} else {
-		tap_diag("%s: could not read %s/times back", tc->name,
+		ksft_print_msg("%s: could not read %s/times back\n", tc->name,
 			 facility_dir[tc->facility]);
 	}
 
@@ -1473,28 +1440,28 @@ static void run_case(const struct test_case *tc, struct case_result *r)
 	 */
 	if (tc->kind == SWAPIN &&
 	    r->holder_checked != opt_pages - opt_pages / 2) {
-		tap_diag("%s: holder re-read %lu of its %lu pages%s", tc->name,
+		ksft_print_msg("%s: holder re-read %lu of its %lu pages%s\n", tc->name,
 			 r->holder_checked, opt_pages - opt_pages / 2,
 			 r->holder_ran ? "" : " (never released)");
 		pass = false;
 	}
 	if (rest_status) {
-		tap_diag("%s: holder ended with status %#x", tc->name,
+		ksft_print_msg("%s: holder ended with status %#x\n", tc->name,
 			 rest_status);
 		pass = false;
 	}
 	if (status == -1) {
-		tap_diag("%s: waitpid: %s", tc->name, strerror(errno));
+		ksft_print_msg("%s: waitpid: %s\n", tc->name, strerror(errno));
 		pass = false;
 	} else if (timed_out || (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)) {
-		tap_diag("%s: outcome: timeout (no result within %u s)",
+		ksft_print_msg("%s: outcome: timeout (no result within %u s)\n",
 			 tc->name, opt_timeout);
 		out_timeout++;
 		pass = false;
 	} else if (WIFEXITED(status)) {
 		int code = WEXITSTATUS(status);
 
-		tap_diag("%s: outcome: child exited %d", tc->name, code);
+		ksft_print_msg("%s: outcome: child exited %d\n", tc->name, code);
 		if (code == 0 && r->checked == opt_pages)
 			out_clean++;
 		else
@@ -1508,7 +1475,7 @@ static void run_case(const struct test_case *tc, struct case_result *r)
 		 * not injected at all. A real OOM kill in an 8 MiB test would
 		 * be worth a look as well.
 		 */
-		tap_diag("%s: outcome: killed by signal %d (%s) after %lu pages",
+		ksft_print_msg("%s: outcome: killed by signal %d (%s) after %lu pages\n",
 			 tc->name, sig, strsignal(sig), r->checked);
 		if (sig == SIGKILL)
 			out_sigkill++;
@@ -1525,21 +1492,21 @@ static void run_case(const struct test_case *tc, struct case_result *r)
 	 */
 	if (!fake_tree && opt_percent > 0 && injected <= 0) {
 		if (injected == 0 && tc->none_expected) {
-			tap_diag("%s: %s", tc->name, tc->none_expected);
+			ksft_print_msg("%s: %s\n", tc->name, tc->none_expected);
 		} else if (injected == 0) {
-			tap_diag("%s: injection did not happen: 0 %s failures at probability %u%%",
+			ksft_print_msg("%s: injection did not happen: 0 %s failures at probability %u%%\n",
 				 tc->name, facility_short[tc->facility],
 				 opt_percent);
 			pass = false;
 		} else {
-			tap_diag("%s: injection not shown: %s/times unreadable",
+			ksft_print_msg("%s: injection not shown: %s/times unreadable\n",
 				 tc->name, facility_dir[tc->facility]);
 			pass = false;
 		}
 	}
 	if (r->msg[0])
-		tap_diag("%s: %s", tc->name, r->msg);
-	tap_result(pass, tc->name);
+		ksft_print_msg("%s: %s\n", tc->name, r->msg);
+	ksft_test_result(pass, "%s\n", tc->name);
 }
 
 static void usage(const char *argv0)
@@ -1616,8 +1583,9 @@ int main(int argc, char **argv)
 	atexit(restore_injection);
 	alarm(NR_CASES * (opt_timeout + 10) + 30);
 
-	printf("TAP version 13\n1..%zu\n", NR_CASES);
-	tap_diag("fault_inject: %lu pages per case, probability %u%%, %u s per case, debugfs %s%s",
+	ksft_print_header();
+	ksft_set_plan(NR_CASES);
+	ksft_print_msg("fault_inject: %lu pages per case, probability %u%%, %u s per case, debugfs %s%s\n",
 		 opt_pages, opt_percent, opt_timeout, opt_debugfs,
 		 fake_tree ? " (not the kernel's: nothing is injected)" : "");
 	for (i = 0; i < NR_CASES; i++)
@@ -1656,8 +1624,5 @@ int main(int argc, char **argv)
 	format_errnos(errs, sizeof(errs), zp_err);
 	printf(" UFFDIO_ZEROPAGE: calls=%lu ok=%lu partial=%lu errors:%s\n",
 	       zp_calls, zp_ok, zp_partial, errs);
-	printf("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:%u error:0\n",
-	       tap_pass, tap_fail, tap_skipped);
-	fflush(stdout);
-	return tap_fail ? 1 : 0;
+	ksft_finished();
 }

@@ -5,9 +5,10 @@
  *
  *   fault_stress [-s SEED] [-t SECONDS] [-j THREADS] [-v]
  *
- * Output is kselftest TAP. The first line is always "# seed SEED": running
- * again with -s SEED replays every thread's sequence of operations (the
- * interleaving between threads is up to the scheduler).
+ * Output is kselftest TAP, through tools/testing/selftests/kselftest.h.
+ * The first line is always "# seed SEED": running again with -s SEED
+ * replays every thread's sequence of operations (the interleaving between
+ * threads is up to the scheduler).
  *
  * Every page the program touches carries a 64-bit tag in its first and
  * last 8 bytes: magic | region | generation | page index | version. The
@@ -50,6 +51,7 @@
 #include <linux/userfaultfd.h>
 
 #include "guest_util.h"
+#include "kselftest.h"
 
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
@@ -117,41 +119,6 @@ static const char *errno_name(int e)
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	default:	return "E?";
 	}
-}
-
-/* ------------------------------------------------------------------ */
-/* TAP helpers, in the spirit of tools/testing/selftests/kselftest.h. */
-
-static unsigned int tap_num, tap_pass, tap_fail, tap_skip;
-
-static void tap_header(void)
-{
-	out("TAP version 13\n");
-	out("1..%d\n", NUM_CASES);
-}
-
-static void tap_result(bool ok, const char *name)
-{
-	tap_num++;
-	if (ok)
-		tap_pass++;
-	else
-		tap_fail++;
-	out("%s %u %s\n", ok ? "ok" : "not ok", tap_num, name);
-}
-
-static void tap_skip_case(const char *name, const char *why)
-{
-	tap_num++;
-	tap_skip++;
-	out("ok %u %s # SKIP %s\n", tap_num, name, why);
-}
-
-static int tap_finish(void)
-{
-	out("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:%u error:0\n",
-	    tap_pass, tap_fail, tap_skip);
-	return tap_fail ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1219,7 +1186,7 @@ static void case_stress_mixed(uint64_t budget_ns)
 		atomic_store(&r->gen, 0);
 		mp = mix_new_mapping(r);
 		if (!mp) {
-			tap_result(false, name);
+			ksft_test_result(false, "%s\n", name);
 			return;
 		}
 		mix_publish(r, mp);
@@ -1266,9 +1233,9 @@ static void case_stress_mixed(uint64_t budget_ns)
 	if (have_uffd)
 		close(mix_uffd);
 
-	tap_result(case_clean(&mark, name,
-			      NEED_CHECKS | NEED_FORKS | (have_uffd ? NEED_UFFD : 0)),
-		   name);
+	ksft_test_result(case_clean(&mark, name,
+				    NEED_CHECKS | NEED_FORKS | (have_uffd ? NEED_UFFD : 0)),
+			 "%s\n", name);
 }
 
 /* ================================================================== */
@@ -1550,7 +1517,7 @@ static void case_fork_vs_fault(uint64_t budget_ns)
 	case_mark(&mark);
 	t = calloc(nr_threads, sizeof(*t));
 	if (!t) {
-		tap_result(false, name);
+		ksft_test_result(false, "%s\n", name);
 		return;
 	}
 	atomic_store(&fvf.quit, false);
@@ -1590,7 +1557,7 @@ static void case_fork_vs_fault(uint64_t budget_ns)
 	out("# %s: %u rounds of %d forks\n", name, rounds, FVF_FORKS);
 	/* A round can end early (fork failed): it must have forked and checked. */
 	ok = case_clean(&mark, name, NEED_CHECKS | NEED_FORKS);
-	tap_result(ok && started == nr_threads && rounds > 0, name);
+	ksft_test_result(ok && started == nr_threads && rounds > 0, "%s\n", name);
 }
 
 /* ================================================================== */
@@ -2184,7 +2151,7 @@ static void case_uffd_bad_input(void)
 	cur_case = name;
 	fd = uffd_open_any();
 	if (fd == -ENOSYS) {
-		tap_skip_case(name, "userfaultfd: ENOSYS");
+		ksft_test_result_code(KSFT_SKIP, name, "userfaultfd: ENOSYS");
 		return;
 	}
 	if (fd >= 0)
@@ -2204,7 +2171,7 @@ static void case_uffd_bad_input(void)
 		bad_race(RACE_DONTWAKE);
 		munmap(race, page_size);
 	}
-	tap_result(bad_fails == 0, name);
+	ksft_test_result(bad_fails == 0, "%s\n", name);
 }
 
 /* ================================================================== */
@@ -2300,7 +2267,7 @@ static void case_pageout_swapin_verify(void)
 		b[k] = (uintptr_t)map_anon(npages * page_size, PROT_READ | PROT_WRITE, k == 1);
 		ver[k] = calloc(npages, sizeof(uint16_t));
 		if (!b[k] || !ver[k]) {
-			tap_result(false, name);
+			ksft_test_result(false, "%s\n", name);
 			return;
 		}
 		for (p = 0; p < npages; p++)
@@ -2352,10 +2319,10 @@ static void case_pageout_swapin_verify(void)
 		free(ver[k]);
 	}
 	if (skip) {
-		tap_skip_case(name, "MADV_PAGEOUT: EINVAL");
+		ksft_test_result_code(KSFT_SKIP, name, "MADV_PAGEOUT: EINVAL");
 		return;
 	}
-	tap_result(case_clean(&mark, name, 0), name);
+	ksft_test_result(case_clean(&mark, name, 0), "%s\n", name);
 }
 
 /* ================================================================== */
@@ -2429,7 +2396,8 @@ int main(int argc, char **argv)
 	 */
 	alarm(run_seconds + 90);
 
-	tap_header();
+	ksft_print_header();
+	ksft_set_plan(NUM_CASES);
 	out("# fault_stress: seed=%llu seconds=%u threads=%u page_size=%zu (replay: -s %llu)\n",
 	    (unsigned long long)run_seed, run_seconds, nr_threads, page_size,
 	    (unsigned long long)run_seed);
@@ -2449,5 +2417,5 @@ int main(int argc, char **argv)
 	    atomic_load(&vol->mremap_split),
 	    atomic_load(&vol->dontneed), atomic_load(&vol->pageout),
 	    atomic_load(&vol->mismatches));
-	return tap_finish();
+	ksft_finished();
 }
