@@ -1,58 +1,79 @@
 # Thin front end: every target builds the lab (a Rust program) and runs it.
-# The lab installs what is missing, so these work on a fresh Debian machine.
+# The lab installs what is missing (mmdebstrap on the host, everything else
+# in its Debian trixie build root under build/root), so these work on a
+# fresh Debian machine, as root.
 
 CARGO ?= cargo
 export CARGO_TARGET_DIR := $(CURDIR)/build/target
 LAB := $(CARGO_TARGET_DIR)/release/lab
 
-VARIANT ?= rust
+# mainline (the newest linux-source-N.M of Debian trixie) or 6.12.
+BASE ?= mainline
+# Empty: the lab's default (rust, or c where the base has no rust yet).
+VARIANT ?=
 
-.PHONY: run test check bench send tree export apply lab lab-test clean-build
+.PHONY: run test test-6.12 check bench send tree export apply setup lab lab-test clean-build
 
-# series -> kernel -> boot -> mm selftests -> report, for $(VARIANT).
+# series -> kernel -> boot -> mm selftests -> report, for $(VARIANT) of $(BASE).
 run: lab
-	$(LAB) run $(foreach v,$(VARIANT),--variant $(v))
+	$(LAB) run --base $(BASE) $(foreach v,$(VARIANT),--variant $(v))
 
-# Everything CI checks: the lab's own tests, the per-patch checks (whose last
-# step leaves the test kernels built), then every kernel variant.
+# Everything CI checks: the lab's own tests; mainline's per-patch checks,
+# mail round trip and every mainline guest; then 6.12's series at its tip
+# (its mail round trip, and its c and rust guests). `make test-6.12` is the
+# whole of 6.12.
 test: lab
 	$(LAB) setup
-	$(LAB) tree > /dev/null
+	$(LAB) tree --base mainline > /dev/null
+	$(LAB) tree --base 6.12 > /dev/null
 	$(MAKE) lab-test
-	$(LAB) check
-	$(LAB) send --loopback
-	$(LAB) test
+	$(LAB) check --base mainline
+	$(LAB) send --base mainline --loopback
+	$(LAB) test --base mainline
+	$(LAB) send --base 6.12 --loopback
+	$(LAB) run --base 6.12 --variant c --variant rust
+
+# All of 6.12: every patch checked, the mail round trip, every 6.12 guest.
+test-6.12: lab
+	$(LAB) setup
+	$(LAB) check --base 6.12
+	$(LAB) send --base 6.12 --loopback
+	$(LAB) test --base 6.12
 
 # Every per-patch check (checkpatch, get_maintainer, rustfmt, builds with the
-# option off and on with clippy, rustdoc) and the tip on arm64, powerpc, s390.
+# option off and on with clippy, rustdoc) and the tip on other architectures.
 check: lab
-	$(LAB) check
+	$(LAB) check --base $(BASE)
 
 # The cost per page fault, c against rust, side by side (table, JSON, SVG).
 bench: lab
-	$(LAB) bench
+	$(LAB) bench --base $(BASE)
 
-# The series as mail under build/send/ (a dry run of git send-email);
-# SEND=1 sends it with your git send-email configuration.
+# The series as mail under build/$(BASE)/send/ (a dry run of git
+# send-email); SEND=1 sends it with your git send-email configuration.
 send: lab
-	$(LAB) send $(if $(filter 1,$(SEND)),--really)
+	$(LAB) send --base $(BASE) $(if $(filter 1,$(SEND)),--really)
+
+# The build root (made or refreshed when its package list changed).
+setup: lab
+	$(LAB) setup
 
 lab-test:
 	$(CARGO) test --release --locked --workspace
 
-# The kernel work tree with patches/ applied; prints its path.
+# The kernel work tree of $(BASE) with its series applied; prints its path.
 tree: lab
-	$(LAB) tree
+	$(LAB) tree --base $(BASE)
 
-# Write the tree's commits after `base` back to patches/.
+# Write the tree's commits after `base` back to patches/$(BASE)/.
 export: lab
-	$(LAB) export
+	$(LAB) export --base $(BASE)
 
 apply: lab
-	$(LAB) apply
+	$(LAB) apply --base $(BASE)
 
 lab:
 	$(CARGO) build --release --locked --workspace
 
 clean-build:
-	rm -rf build/kernel build/initramfs build/selftests build/headers build/runs
+	rm -rf build/mainline/kernel build/6.12/kernel build/*/initramfs build/*/selftests build/*/headers build/runs

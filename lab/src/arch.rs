@@ -2,24 +2,19 @@
 //! the QEMU machine, the console, the compilers of the guest programs and
 //! where the guest's busybox and bash come from.
 //!
-//! The host is x86_64 (Debian amd64). An x86_64 guest runs the host's own
-//! static busybox and bash and programs built by the host's gcc; an arm64
-//! guest runs Debian's arm64 packages of them (see [`crate::deb`]) and
-//! programs built by Debian's aarch64 cross compiler.
+//! The host is x86_64 (Debian amd64). An x86_64 guest runs the build root's
+//! static busybox and bash and programs built by its gcc; an arm64 guest
+//! runs Debian's arm64 packages of them (see [`crate::deb`]) and programs
+//! built by Debian's aarch64 cross compiler.
 
 /// A guest architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Arch {
+    #[serde(rename = "x86_64")]
     X86_64,
+    #[serde(rename = "arm64")]
     Arm64,
 }
-
-/// Guests of another architecture that `lab test` boots besides the x86_64
-/// variants of config/: `<arch>-<variant>`. arm64 proves the series' shared
-/// end of the page-fault handler on a second architecture at runtime, with
-/// the kernel that `lab check` already builds at the tip
-/// (build/kernel/arm64-rust).
-pub const OTHER_ARCH_GUESTS: &[&str] = &["arm64-rust"];
 
 impl Arch {
     pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
@@ -106,49 +101,5 @@ impl Arch {
 impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.kernel_arch())
-    }
-}
-
-/// A guest variant's architecture and configuration: `arm64-rust` is the
-/// `rust` configuration on arm64; a name without an architecture prefix is
-/// an x86_64 variant.
-pub fn split_variant(variant: &str) -> (Arch, &str) {
-    for a in Arch::ALL.into_iter().filter(|a| !a.is_host()) {
-        if let Some(config) = variant.strip_prefix(a.kernel_arch()).and_then(|r| r.strip_prefix('-')) {
-            if !config.is_empty() {
-                return (a, config);
-            }
-        }
-    }
-    (Arch::X86_64, variant)
-}
-
-/// The architecture a guest variant runs on.
-pub fn of_variant(variant: &str) -> Arch {
-    split_variant(variant).0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn variant_names_carry_their_architecture() {
-        assert_eq!(split_variant("arm64-rust"), (Arch::Arm64, "rust"));
-        assert_eq!(split_variant("rust"), (Arch::X86_64, "rust"));
-        assert_eq!(split_variant("debug"), (Arch::X86_64, "debug"));
-        // Not an architecture prefix: an x86_64 variant of that name.
-        assert_eq!(split_variant("arm64"), (Arch::X86_64, "arm64"));
-        assert_eq!(split_variant("arm64-"), (Arch::X86_64, "arm64-"));
-        assert_eq!(split_variant("arm64x-rust"), (Arch::X86_64, "arm64x-rust"));
-        assert_eq!(split_variant("x86_64-rust"), (Arch::X86_64, "x86_64-rust"));
-    }
-
-    #[test]
-    fn every_other_arch_guest_names_a_non_host_arch_and_a_configuration() {
-        for g in OTHER_ARCH_GUESTS {
-            let (a, config) = split_variant(g);
-            assert!(!a.is_host() && !config.is_empty(), "{g}");
-        }
     }
 }

@@ -35,8 +35,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::base::Base;
 use crate::layout::Layout;
 use crate::pipeline::{self, Guest};
+use crate::setup::Toolchain;
+use crate::variant::{self, Variant};
 use crate::plan::Plan;
 use crate::qemu::Watchdog;
 use crate::results::Status;
@@ -526,9 +529,9 @@ fn plan(opts: &Options) -> Result<Plan> {
 /// benchmark itself failed (a wrong page or a fault count that is off).
 fn boot_once(
     layout: &Layout,
-    tc: &crate::setup::Toolchain,
+    tc: &Toolchain,
     plan: &Plan,
-    variant: &str,
+    variant: &Variant,
     clock: Clock,
     dir: &Path,
 ) -> Result<Vec<Sample>> {
@@ -553,21 +556,32 @@ fn boot_once(
     Ok(samples)
 }
 
-/// The whole `lab bench`: returns whether every boot ran its benchmark.
-pub fn run(layout: &Layout, opts: &Options) -> Result<bool> {
-    let tc = pipeline::prepare(layout)?;
+/// The whole `lab bench` on `base`: returns whether every boot ran its
+/// benchmark.
+pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Result<bool> {
+    let known: Vec<String> =
+        variant::configs(layout, base)?.into_iter().chain(variant::bench_configs(layout, base)?).collect();
+    if let Some(missing) = VARIANTS.iter().find(|v| !known.iter().any(|k| k == *v)) {
+        bail!(
+            "the benchmark compares the configurations {} of one base, but {base} has no {missing} (it has: {}); \
+             its series may not have the Rust option yet: run `make bench BASE=6.12`",
+            VARIANTS.join(", "),
+            known.join(", ")
+        );
+    }
+    let source = pipeline::prepare_base(layout, tc, base)?;
     let plan = plan(opts)?;
-    let variants: Vec<String> = VARIANTS.iter().map(|v| v.to_string()).collect();
-    pipeline::build_all(layout, &tc, &variants, &plan)?;
-    let dir = layout.build.join("bench").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
+    let variants: Vec<Variant> = VARIANTS.iter().map(|v| Variant::parse(base, v)).collect();
+    pipeline::build_all(layout, tc, &variants, &plan)?;
+    let dir = layout.build.join("bench").join(base.name()).join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
     let mut samples = Vec::new();
     let mut boots = vec![(Clock::Icount, 0)];
     boots.extend((0..opts.rounds).map(|r| (Clock::Wall, r)));
     for (clock, round) in boots {
-        for v in VARIANTS {
-            let sub = dir.join(format!("{}-{round}-{v}", format!("{clock:?}").to_lowercase()));
-            for s in boot_once(layout, &tc, &plan, v, clock, &sub)? {
-                samples.push((clock, v.to_string(), s));
+        for v in &variants {
+            let sub = dir.join(format!("{}-{round}-{}", format!("{clock:?}").to_lowercase(), v.name()));
+            for s in boot_once(layout, tc, &plan, v, clock, &sub)? {
+                samples.push((clock, v.config.clone(), s));
             }
         }
     }
@@ -575,8 +589,10 @@ pub fn run(layout: &Layout, opts: &Options) -> Result<bool> {
     let retry_rows = summarise_retry(&samples);
     let retry_icount_rows = summarise_retry_icount(&samples);
     let json = serde_json::json!({
-        "kernel": crate::tree::kernel_version(&layout.tree()).unwrap_or_default(),
-        "debian_package": tc.source_version,
+        "base": base,
+        "kernel": crate::tree::kernel_version(&layout.tree(base)).unwrap_or_default(),
+        "debian_package": source.package,
+        "debian_version": source.version,
         "pages": opts.pages,
         "repeats": opts.repeats,
         "rounds": opts.rounds,
@@ -782,28 +798,29 @@ mod tests {
         assert!(t.contains("uffd          1     no        5000.0   0.00%    1000000.0   0.00% 200.0000"), "{t}");
     }
 
-    /// The kernels `lab bench` boots load from this repository's config/,
-    /// noretry only from config/bench/, where `lab test` does not see it,
-    /// and noretry is rust without the retry, nothing else.
+    /// The kernels `lab bench` boots on 6.12 load from this repository's
+    /// config/6.12/, noretry only from config/6.12/bench/, where `lab test`
+    /// does not see it, and noretry is rust without the retry, nothing else.
     #[test]
     fn noretry_is_rust_without_the_retry_and_no_variant_of_lab_test() {
         let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+        let base = Base::Lts612;
         assert_eq!(VARIANTS, ["c", "noretry", "rust"]);
         for v in VARIANTS {
-            crate::build::Variant::load(&layout, v).unwrap();
+            crate::variant::Kernel::of(&layout, &Variant::parse(base, v)).unwrap();
         }
-        assert!(!crate::build::variants(&layout).unwrap().iter().any(|v| v == NORETRY));
-        assert!(crate::build::bench_variants(&layout).unwrap().iter().any(|v| v == NORETRY));
+        assert!(!variant::configs(&layout, base).unwrap().iter().any(|v| v == NORETRY));
+        assert!(variant::bench_configs(&layout, base).unwrap().iter().any(|v| v == NORETRY));
         let values = |path: PathBuf| -> BTreeMap<String, crate::kconfig::Value> {
             let f = crate::kconfig::Fragment::from_files(&[path]).unwrap();
             f.render().lines().filter_map(crate::kconfig::parse_line).collect()
         };
-        let mut rust = values(layout.config().join("rust.config"));
-        let mut noretry = values(layout.bench_config().join("noretry.config"));
+        let mut rust = values(layout.base_config(base).join("rust.config"));
+        let mut noretry = values(layout.base_config(base).join("bench/noretry.config"));
         use crate::kconfig::Value;
         assert_eq!(rust.remove("MM_FAULT_VMA_RETRY"), Some(Value::Set("y".into())));
         assert_eq!(noretry.remove("MM_FAULT_VMA_RETRY"), Some(Value::No));
-        assert_eq!(rust, noretry, "config/bench/noretry.config must differ from config/rust.config only in the retry");
+        assert_eq!(rust, noretry, "config/6.12/bench/noretry.config must differ from config/6.12/rust.config only in the retry");
     }
 
     #[test]

@@ -26,12 +26,15 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use crate::arch::Arch;
-use crate::build::{self, Variant};
+use crate::base::Base;
+use crate::build;
 use crate::cmd;
+use crate::git::{git, series_files, BASE_TAG};
 use crate::layout::Layout;
+use crate::maintainers::{get_maintainer, parse_maintainers};
 use crate::results::Status;
 use crate::setup::Toolchain;
-use crate::tree::{self, git};
+use crate::variant::{self, Kernel, Variant};
 
 /// One cell of the table.
 #[derive(Clone, Debug, Serialize)]
@@ -71,49 +74,6 @@ pub fn parse_checkpatch(out: &str) -> Option<((u32, u32, u32), Vec<String>)> {
         .map(str::to_string)
         .collect();
     Some(((n(1), n(2), n(3)), msgs))
-}
-
-/// get_maintainer.pl's answer for one patch, split the way `git send-email`
-/// uses it: maintainers and reviewers go in To, lists and others in Cc.
-/// `lists` are the Cc entries that are a subsystem's list ("open
-/// list:SECTION"), not the catch-all linux-kernel list.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Recipients {
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub lists: Vec<String>,
-}
-
-/// Reads `get_maintainer.pl` output with role statistics ("Name <a@b>
-/// (maintainer:SECTION)", "list@x (open list:SECTION)").
-pub fn parse_maintainers(out: &str) -> Recipients {
-    let mut r = Recipients::default();
-    for line in out.lines().map(str::trim).filter(|l| l.contains('@')) {
-        // A name may have parentheses of its own ("Matthew Wilcox (Oracle)
-        // <willy@infradead.org>"): the role comes after the address.
-        let after = line.rfind('>').map_or(0, |i| i + 1);
-        let (addr, role) = match line[after..].find(" (") {
-            Some(i) => (&line[..after + i], &line[after + i + 2..]),
-            None => (line, ""),
-        };
-        if ["maintainer:", "supporter:", "reviewer:"].iter().any(|r| role.starts_with(r)) {
-            r.to.push(addr.to_string());
-        } else {
-            if role.contains("list:") {
-                r.lists.push(addr.to_string());
-            }
-            r.cc.push(addr.to_string());
-        }
-    }
-    r
-}
-
-/// `scripts/get_maintainer.pl` on `patch`, with role statistics and
-/// without git history (what [`parse_maintainers`] reads).
-pub fn get_maintainer(tree: &Path, patch: &Path) -> Command {
-    let mut c = Command::new(tree.join("scripts/get_maintainer.pl"));
-    c.current_dir(tree).args(["--no-git", "--no-git-fallback"]).arg(patch);
-    c
 }
 
 /// Files a commit changes.
@@ -281,10 +241,15 @@ pub enum Scope {
     Docs,
 }
 
-/// Runs the checks of `scope`; returns whether every cell passed.
-pub fn run(layout: &Layout, tc: &Toolchain, scope: Scope) -> Result<bool> {
-    let tree = layout.tree();
-    let dirty = cmd::output(git(&tree).args(["status", "--porcelain", "--untracked-files=no"]))?;
+/// Runs the checks of `scope` on the series of `base`; returns whether
+/// every cell passed.
+pub fn run(layout: &Layout, tc: &Toolchain, base: Base, scope: Scope) -> Result<bool> {
+    let tree = layout.tree(base);
+    if crate::tree::read_series(&layout.patches(base))?.is_empty() {
+        println!("make check: the {base} series is empty ({}): nothing to check", layout.patches(base).display());
+        return Ok(true);
+    }
+    let dirty = crate::git::uncommitted(&tree)?;
     if !dirty.trim().is_empty() {
         bail!(
             "{} has uncommitted changes:\n{dirty}make check checks out each commit of the series there; \
@@ -299,12 +264,12 @@ pub fn run(layout: &Layout, tc: &Toolchain, scope: Scope) -> Result<bool> {
     let commits: Vec<String> = if scope != Scope::All {
         Vec::new()
     } else {
-        cmd::output(git(&tree).args(["rev-list", "--reverse", &format!("{}..HEAD", tree::BASE_TAG)]))?
+        cmd::output(git(&tree).args(["rev-list", "--reverse", &format!("{BASE_TAG}..HEAD")]))?
             .lines()
             .map(str::to_string)
             .collect()
     };
-    let dir = layout.build.join("check");
+    let dir = layout.base_dir(base).join("check");
     let logs = dir.join("logs");
     let mail = dir.join("mail");
     for d in [&logs, &mail] {
@@ -324,9 +289,9 @@ pub fn run(layout: &Layout, tc: &Toolchain, scope: Scope) -> Result<bool> {
             }
             let name = format!("{:02}", i + 1);
             let subject = cmd::output(git(&tree).args(["log", "-1", "--format=%s", commit]))?.trim().to_string();
-            eprintln!("lab: check {name}/{:02}: {subject}", commits.len());
+            eprintln!("lab: check {base} {name}/{:02}: {subject}", commits.len());
             cmd::output(git(&tree).args(["checkout", "-q", "--detach", commit]))?;
-            let cells = check_patch(layout, tc, commit, &name, &logs, &mail, i == 0)?;
+            let cells = check_patch(layout, tc, base, commit, &name, &logs, &mail, i == 0)?;
             rows.push(Row { name, subject, cells });
         }
     }
@@ -334,9 +299,9 @@ pub fn run(layout: &Layout, tc: &Toolchain, scope: Scope) -> Result<bool> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted; {} is back on {branch}", tree.display());
     }
-    eprintln!("lab: check series: other architectures, documentation");
-    let mut cells = if scope == Scope::Docs { Vec::new() } else { check_arches(layout, tc, &logs)? };
-    cells.push(check_docs(layout, &logs)?);
+    eprintln!("lab: check {base} series: other architectures, documentation");
+    let mut cells = if scope == Scope::Docs { Vec::new() } else { check_arches(layout, tc, base, &logs)? };
+    cells.push(check_docs(layout, tc, base, &logs)?);
     rows.push(Row { name: "series".into(), subject: "the tip: other architectures, documentation".into(), cells });
     let text = table(&rows);
     print!("{text}");
@@ -344,24 +309,26 @@ pub fn run(layout: &Layout, tc: &Toolchain, scope: Scope) -> Result<bool> {
     let failed = rows.iter().flat_map(|r| &r.cells).filter(|c| c.status.failed()).count();
     println!("logs: {}", logs.display());
     if failed == 0 {
-        println!("make check: every cell passed");
+        println!("make check: {base}: every cell passed");
     } else {
-        println!("make check: {failed} red cells");
+        println!("make check: {base}: {failed} red cells");
     }
     Ok(failed == 0)
 }
 
 /// The checks of one commit, checked out in the work tree.
+#[allow(clippy::too_many_arguments)]
 fn check_patch(
     layout: &Layout,
     tc: &Toolchain,
+    base: Base,
     commit: &str,
     name: &str,
     logs: &Path,
     mail: &Path,
     first: bool,
 ) -> Result<Vec<Cell>> {
-    let tree = layout.tree();
+    let tree = layout.tree(base);
     let files = changed_files(&tree, commit)?;
     // A patch that changes only selftests, MAINTAINERS or .rst files leaves
     // the kernel sources as the previous patch had them, and that patch's
@@ -375,15 +342,12 @@ fn check_patch(
 
     let start = Instant::now();
     let log = logs.join(format!("{name}-checkpatch.log"));
-    let mut c = Command::new(tree.join("scripts/checkpatch.pl"));
+    let mut c = tc.command(tree.join("scripts/checkpatch.pl"));
     // UNKNOWN_COMMIT_ID: the tree is a release tarball with no upstream
     // history, so checkpatch.pl cannot find the commit a Fixes: tag names
     // and warns about every one; unknown_fixes() checks them instead,
     // against config/known-commits.
     c.current_dir(&tree).args(["--strict", "--ignore", "UNKNOWN_COMMIT_ID"]).arg(&patch);
-    // Its SPDX check runs `python3` from PATH and needs Debian's python3-ply:
-    // put Debian's interpreter before one from pyenv or a venv.
-    c.env("PATH", format!("/usr/bin:/bin:{}", std::env::var("PATH").unwrap_or_default()));
     let (_, out) = run_to_log(&mut c, &log);
     let broken = out.lines().find(|l| l.starts_with("Traceback") || l.contains("Error:"));
     let known = parse_known_commits(&fs::read_to_string(layout.config().join("known-commits")).unwrap_or_default())?;
@@ -412,7 +376,7 @@ fn check_patch(
 
     let start = Instant::now();
     let log = logs.join(format!("{name}-maintainers.log"));
-    let (ok, out) = run_to_log(&mut get_maintainer(&tree, &patch), &log);
+    let (ok, out) = run_to_log(&mut get_maintainer(&tc.root, &tree, &patch), &log);
     let r = parse_maintainers(&out);
     fs::write(mail.join(format!("{name}.recipients.json")), serde_json::to_string_pretty(&r)?)?;
     // Each patch must reach a maintainer and a subsystem's list of its own.
@@ -425,22 +389,28 @@ fn check_patch(
         cell("maintainers", Status::Fail, "no maintainer, or no subsystem list in Cc".into(), Some(log), start)
     });
 
-    for variant in ["c", "rust"] {
+    let configs = variant::configs(layout, base)?;
+    for config in ["c", "rust"] {
         if same_kernel {
             cells.push(not_applicable(
-                &format!("build-{variant}"),
+                &format!("build-{config}"),
                 "no file the kernel build reads: the previous patch's build stands",
             ));
             continue;
         }
+        if !configs.iter().any(|c| c == config) {
+            cells.push(not_applicable(&format!("build-{config}"), &format!("{base} has no {config} configuration")));
+            continue;
+        }
         let start = Instant::now();
-        let mut v = Variant::load(layout, variant)?;
-        v.lenient = true;
-        let res = build::build_kernel(layout, tc, &v);
-        let mut bc = build_cell(&format!("build-{variant}"), res, start);
-        bc.log = Some(layout.logs().join(format!("build-{variant}.log")));
+        let v = Variant::new(base, Arch::X86_64, config);
+        let mut k = Kernel::of(layout, &v)?;
+        k.lenient = true;
+        let res = build::build_kernel(layout, tc, &k);
+        let mut bc = build_cell(&format!("build-{config}"), res, start);
+        bc.log = Some(build::build_log(layout, &v));
         if let Some(l) = &bc.log {
-            let _ = fs::copy(l, logs.join(format!("{name}-build-{variant}.log")));
+            let _ = fs::copy(l, logs.join(format!("{name}-build-{config}.log")));
         }
         cells.push(bc);
     }
@@ -451,7 +421,7 @@ fn check_patch(
         }
         let start = Instant::now();
         let log = logs.join(format!("{name}-{check}.log"));
-        let mut c = build::kmake(layout, tc, &layout.kbuild("rust"));
+        let mut c = build::kmake(layout, tc, base, &layout.kbuild(&Variant::new(base, Arch::X86_64, "rust")), "x86_64");
         c.arg(target);
         let (ok, out) = run_to_log(&mut c, &log);
         // rustfmtcheck prints "Diff in <file>"; rustdoc warns or errs.
@@ -461,23 +431,16 @@ fn check_patch(
             _ => cell(check, Status::Fail, bad.unwrap_or("see the log").to_string(), Some(log), start),
         }
     };
-    cells.push(rust_target("rustfmt", "rustfmtcheck", files.iter().any(|f| f.ends_with(".rs")), "no Rust"));
+    let has_rust = configs.iter().any(|c| c == "rust");
+    cells.push(rust_target("rustfmt", "rustfmtcheck", has_rust && files.iter().any(|f| f.ends_with(".rs")), "no Rust"));
     // `make rustdoc` documents the kernel, macros, ffi and compiler_builtins
     // crates (and core, again each time: about 40 s); helpers and bindings
     // have no docs of their own.
     let documented = files.iter().any(|f| {
         ["rust/kernel/", "rust/macros/", "rust/ffi.rs", "rust/compiler_builtins.rs"].iter().any(|d| f.starts_with(d))
     });
-    cells.push(rust_target("rustdoc", "rustdoc", documented, "no change to a documented crate"));
+    cells.push(rust_target("rustdoc", "rustdoc", has_rust && documented, "no change to a documented crate"));
     Ok(cells)
-}
-
-/// Files the series changes (base..HEAD), for telling its warnings from
-/// those the architecture's own headers already give.
-pub fn series_files(tree: &Path) -> Result<Vec<String>> {
-    let out =
-        cmd::output(git(tree).args(["diff", "--name-only", "--no-renames", &format!("{}..HEAD", tree::BASE_TAG)]))?;
-    Ok(out.lines().map(str::to_string).collect())
 }
 
 /// An architecture whose `fault.o` is compiled with clang in its defconfig.
@@ -485,23 +448,21 @@ struct FaultObject {
     check: &'static str,
     arch: &'static str,
     defconfig: &'static str,
-    /// `LLVM=` value: `1`, or a version suffix.
-    llvm: &'static str,
     /// More make arguments.
     extra: &'static [&'static str],
 }
 
 /// Compiles `arch/<arch>/mm/fault.o`.
-fn compile_fault_o(layout: &Layout, tc: &Toolchain, logs: &Path, f: &FaultObject) -> Result<Cell> {
-    let FaultObject { check, arch, defconfig, llvm, extra } = *f;
+fn compile_fault_o(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path, f: &FaultObject) -> Result<Cell> {
+    let FaultObject { check, arch, defconfig, extra } = *f;
     let start = Instant::now();
-    let tree = layout.tree();
-    let out = layout.kbuild(&format!("{arch}-fault"));
+    let tree = layout.tree(base);
+    let out = layout.kbuild_named(base, &format!("{arch}-fault"));
     fs::create_dir_all(&out)?;
     let log = logs.join(format!("series-{check}.log"));
     let _ = fs::remove_file(&log);
     let kmake = || {
-        let mut c = build::kmake_for(layout, tc, &out, arch, llvm);
+        let mut c = build::kmake(layout, tc, base, &out, arch);
         c.args(extra);
         c
     };
@@ -536,7 +497,7 @@ fn compile_fault_o(layout: &Layout, tc: &Toolchain, logs: &Path, f: &FaultObject
         cell(
             check,
             Status::Pass,
-            format!("{obj} compiled ({})", if llvm == "1" { "LLVM=1".into() } else { format!("LLVM={llvm}") }),
+            format!("{obj} compiled (LLVM={})", tc.llvm()),
             Some(log),
             start,
         )
@@ -546,38 +507,39 @@ fn compile_fault_o(layout: &Layout, tc: &Toolchain, logs: &Path, f: &FaultObject
 }
 
 /// The tip of the series on other architectures.
-fn check_arches(layout: &Layout, tc: &Toolchain, logs: &Path) -> Result<Vec<Cell>> {
+fn check_arches(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
     let start = Instant::now();
-    let v = Variant::for_arch(layout, "rust", Arch::Arm64)?;
-    let res = build::build_kernel(layout, tc, &v);
-    let mut c = build_cell("arm64", res, start);
-    c.log = Some(layout.logs().join("build-arm64-rust.log"));
-    cells.push(c);
+    let v = Variant::new(base, Arch::Arm64, "rust");
+    if variant::configs(layout, base)?.contains(&v.config) {
+        let res = build::build_kernel(layout, tc, &Kernel::of(layout, &v)?);
+        let mut c = build_cell("arm64", res, start);
+        c.log = Some(build::build_log(layout, &v));
+        cells.push(c);
+    } else {
+        cells.push(not_applicable("arm64", &format!("{base} has no rust configuration")));
+    }
     let objects = [
         FaultObject {
             check: "powerpc-fault.o",
             arch: "powerpc",
             defconfig: "ppc64le_defconfig",
-            llvm: "1",
             extra: &[],
         },
-        // Linux 6.12 wants clang 15 or newer for s390, and ld.lld has no s390
-        // emulation for the vDSO that `prepare` links.
+        // ld.lld has no s390 emulation for the vDSO that `prepare` links.
         FaultObject {
             check: "s390-fault.o",
             arch: "s390",
             defconfig: "defconfig",
-            llvm: "-16",
             extra: &["LD=s390x-linux-gnu-ld"],
         },
     ];
     let more = [
-        FaultObject { check: "riscv-fault.o", arch: "riscv", defconfig: "defconfig", llvm: "1", extra: &[] },
-        FaultObject { check: "arm-fault.o", arch: "arm", defconfig: "multi_v7_defconfig", llvm: "1", extra: &[] },
+        FaultObject { check: "riscv-fault.o", arch: "riscv", defconfig: "defconfig", extra: &[] },
+        FaultObject { check: "arm-fault.o", arch: "arm", defconfig: "multi_v7_defconfig", extra: &[] },
     ];
     for f in objects.iter().chain(&more) {
-        cells.push(compile_fault_o(layout, tc, logs, f)?);
+        cells.push(compile_fault_o(layout, tc, base, logs, f)?);
     }
     Ok(cells)
 }
@@ -606,8 +568,9 @@ fn docs_dirs(tree: &Path, ours: &[String]) -> Result<Vec<String>> {
 }
 
 /// Warnings of `scripts/kernel-doc -none -Wall` on `file`.
-fn kernel_doc_warnings(tree: &Path, file: &Path) -> Result<Vec<String>> {
-    let out = Command::new(tree.join("scripts/kernel-doc"))
+fn kernel_doc_warnings(tc: &Toolchain, tree: &Path, file: &Path) -> Result<Vec<String>> {
+    let out = tc
+        .command(tree.join("scripts/kernel-doc"))
         .args(["-none", "-Wall"])
         .arg(file)
         .output()
@@ -648,9 +611,9 @@ fn warnings_about<'a>(text: &'a str, added: &[String]) -> Vec<&'a str> {
 /// counts when it names or mentions a file the series adds. The kernel-doc
 /// comments of the files it changes are compared with base directly:
 /// kernel-doc's warnings on each, before and after.
-fn check_docs(layout: &Layout, logs: &Path) -> Result<Cell> {
+fn check_docs(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Result<Cell> {
     let start = Instant::now();
-    let tree = layout.tree();
+    let tree = layout.tree(base);
     let ours = series_files(&tree)?;
     let dirs = docs_dirs(&tree, &ours)?;
     if dirs.is_empty() {
@@ -658,24 +621,24 @@ fn check_docs(layout: &Layout, logs: &Path) -> Result<Cell> {
     }
     let what = format!("SPHINXDIRS=\"{}\"", dirs.join(" "));
     let added: Vec<String> =
-        cmd::output(git(&tree).args(["diff", "--name-only", "--diff-filter=A", &format!("{}..HEAD", tree::BASE_TAG)]))?
+        cmd::output(git(&tree).args(["diff", "--name-only", "--diff-filter=A", &format!("{BASE_TAG}..HEAD")]))?
             .lines()
             .map(str::to_string)
             .collect();
 
     // kernel-doc on each changed source file, against its base version.
-    let scratch = layout.build.join("tmp").join("kernel-doc");
+    let scratch = layout.base_dir(base).join("tmp").join("kernel-doc");
     fs::create_dir_all(&scratch)?;
     for f in ours.iter().filter(|f| !f.starts_with("Documentation/") && (f.ends_with(".c") || f.ends_with(".h"))) {
-        let now = match kernel_doc_warnings(&tree, &tree.join(f)) {
+        let now = match kernel_doc_warnings(tc, &tree, &tree.join(f)) {
             Ok(w) => w,
             Err(e) => return Ok(cell("htmldocs", Status::Fail, format!("{e:#}"), None, start)),
         };
-        let before = match cmd::output(git(&tree).args(["show", &format!("{}:{f}", tree::BASE_TAG)])) {
+        let before = match cmd::output(git(&tree).args(["show", &format!("{BASE_TAG}:{f}")])) {
             Ok(text) => {
                 let old = scratch.join(f.replace('/', "_"));
                 fs::write(&old, text)?;
-                kernel_doc_warnings(&tree, &old)?.len()
+                kernel_doc_warnings(tc, &tree, &old)?.len()
             }
             Err(_) => 0,
         };
@@ -691,17 +654,14 @@ fn check_docs(layout: &Layout, logs: &Path) -> Result<Cell> {
     }
     let _ = fs::remove_dir_all(&scratch);
 
-    let out = layout.kbuild("htmldocs");
+    let out = layout.kbuild_named(base, "htmldocs");
     let _ = fs::remove_dir_all(out.join("Documentation/output"));
     fs::create_dir_all(&out)?;
     let log = logs.join("series-htmldocs.log");
     let _ = fs::remove_file(&log);
-    let mut c = Command::new("make");
+    let mut c = tc.command("make");
     c.arg("-C").arg(&tree).arg(format!("O={}", out.display()));
     c.arg(format!("SPHINXDIRS={}", dirs.join(" "))).arg("htmldocs");
-    // Debian's sphinx-build and python3 (with its yaml module), not those of
-    // a pyenv or venv earlier on PATH.
-    c.env("PATH", format!("/usr/bin:/bin:{}", std::env::var("PATH").unwrap_or_default()));
     let (ok, text) = run_to_log(&mut c, &log);
     if !ok {
         let first = text.lines().find(|l| cmd::looks_like_error(l) || l.contains("ERROR")).unwrap_or("see the log");

@@ -9,7 +9,8 @@
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
-use std::process::Command;
+
+use crate::root::Root;
 
 /// The marker of a line the control copy replaces.
 const MARK: &str = "// compile-fail: ";
@@ -77,7 +78,7 @@ fn retarget(cmd: &str, template_src: &str, src: &Path, name: &str, out: &Path) -
 }
 
 /// Compiles every file of `dir`; returns a line per file, or what failed.
-pub fn check(kbuild: &Path, tree: &Path, dir: &Path, work: &Path) -> Result<Vec<String>> {
+pub fn check(root: &Root, kbuild: &Path, tree: &Path, dir: &Path, work: &Path) -> Result<Vec<String>> {
     let object = "mm/fault_lock.o";
     let cmd = rustc_command(kbuild, object)?;
     let template_src = tree.join("mm/fault_lock.rs").display().to_string();
@@ -95,8 +96,9 @@ pub fn check(kbuild: &Path, tree: &Path, dir: &Path, work: &Path) -> Result<Vec<
         let want = expected(&source).with_context(|| format!("{} has no `expect: E....` line", f.display()))?;
         let run = |src: &Path, crate_name: &str| -> Result<(bool, String)> {
             let sh = retarget(&cmd, &template_src, src, crate_name, work)?;
-            // kbuild exports RUSTC_BOOTSTRAP=1 for its unstable flags.
-            let o = Command::new("sh").arg("-c").arg(&sh).current_dir(kbuild).env("RUSTC_BOOTSTRAP", "1").output()?;
+            // kbuild exports RUSTC_BOOTSTRAP=1 for its unstable flags; its
+            // rustc is the build root's.
+            let o = root.command("sh").arg("-c").arg(&sh).current_dir(kbuild).env("RUSTC_BOOTSTRAP", "1").output()?;
             Ok((o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned()))
         };
         let (ok, stderr) = run(f, &format!("cf_{name}"))?;

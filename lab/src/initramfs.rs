@@ -4,14 +4,14 @@ use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::arch::{self, Arch};
+use crate::arch::Arch;
 use crate::cmd;
 use crate::deb::{self, Userland};
 use crate::layout::Layout;
 use crate::plan::Plan;
 use crate::setup::Toolchain;
+use crate::variant::Variant;
 
 /// The gen_init_cpio list for a guest: busybox and its applets, bash, the
 /// init script, the plan and the test programs.
@@ -39,51 +39,62 @@ pub fn spec(busybox: &Path, applets: &[String], bash: &Path, init: &Path, plan: 
     s
 }
 
-/// The busybox and bash of an `arch` guest: the host's own static ones on
-/// x86_64, Debian's packages of them for another architecture.
+/// The busybox and bash of an `arch` guest, as paths gen_init_cpio reads
+/// in the build root: the root's own static ones on x86_64, Debian's
+/// packages of them for another architecture.
 pub fn userland(layout: &Layout, tc: &Toolchain, arch: Arch) -> Result<Userland> {
     if arch.is_host() {
         return Ok(Userland { busybox: tc.busybox.clone(), bash: tc.bash_static.clone() });
     }
-    deb::userland(layout, arch)
+    deb::userland(layout, &tc.root, arch)
 }
 
 /// Builds the variant's initramfs from the plan; returns its path.
-pub fn build(layout: &Layout, tc: &Toolchain, variant: &str, plan: &Plan) -> Result<PathBuf> {
-    let gen = layout.kbuild(variant).join("usr/gen_init_cpio");
+pub fn build(layout: &Layout, tc: &Toolchain, v: &Variant, plan: &Plan) -> Result<PathBuf> {
+    let gen = layout.kbuild(v).join("usr/gen_init_cpio");
     if !gen.is_file() {
-        bail!("{} is missing: build the {variant} kernel first (`lab build {variant}`)", gen.display());
+        bail!("{} is missing: build the {v} kernel first (`lab build --base {} {}`)", gen.display(), v.base, v.name());
     }
-    let arch = arch::of_variant(variant);
-    let user = userland(layout, tc, arch)?;
-    // The host's busybox names the applets: the same version as the guest's
-    // (deb::check_same_busybox), and it runs here.
+    let user = userland(layout, tc, v.arch)?;
+    // The root's busybox names the applets: the same version as the
+    // guest's (deb::check_same_busybox), and it runs there.
     let applets: Vec<String> =
-        cmd::output(Command::new(&tc.busybox).arg("--list"))?.lines().map(str::to_string).collect();
-    let work = layout.build.join("initramfs").join(variant);
+        cmd::output(tc.command(&tc.busybox).arg("--list"))?.lines().map(str::to_string).collect();
+    let work = layout.base_dir(v.base).join("initramfs").join(v.name());
     fs::create_dir_all(&work)?;
     let plan_file = work.join("plan");
-    fs::write(&plan_file, plan.render())?;
+    fs::write(&plan_file, plan.guest_lines())?;
     let init = layout.guest().join("init");
     if !init.is_file() {
         bail!("{} is missing: the guest needs its init script", init.display());
     }
     let mut programs = Vec::new();
     for n in plan.selftests() {
-        let p = layout.selftests(arch).join(&n);
+        if let Some(opt) = crate::plan::optional(&n) {
+            let p = layout.selftests(v.base, v.arch).join(opt);
+            if p.is_file() {
+                programs.push(p);
+            }
+            continue;
+        }
+        let p = layout.selftests(v.base, v.arch).join(&n);
         if !p.is_file() {
             bail!(
-                "test program {} is missing: the plan needs {n}; build it with `lab build {variant}` (it comes \
+                "test program {} is missing: the plan needs {n}; build it with `lab build --base {} {}` (it comes \
                  from tools/testing/selftests/mm or guest/programs)",
-                p.display()
+                p.display(),
+                v.base,
+                v.name()
             );
         }
         programs.push(p);
     }
     let list = work.join("list");
     fs::write(&list, spec(&user.busybox, &applets, &user.bash, &init, &plan_file, &programs))?;
-    let out = layout.initramfs(variant);
-    let cpio = Command::new(&gen)
+    let out = layout.initramfs(v);
+    // gen_init_cpio was built in the root, against its C library.
+    let cpio = tc
+        .command(&gen)
         .args(["-t", "0"])
         .arg(&list)
         .output()

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
+use crate::base::Base;
+use crate::variant::Variant;
 
 /// The repository checkout and its ignored build folder.
 ///
@@ -44,20 +46,21 @@ impl Layout {
         }
     }
 
-    /// The patch queue: `git format-patch` files plus a `series` file.
-    pub fn patches(&self) -> PathBuf {
-        self.repo.join("patches")
+    /// The series of `base`: `git format-patch` files plus a `series`
+    /// file (patches/<base>/).
+    pub fn patches(&self, base: Base) -> PathBuf {
+        self.repo.join("patches").join(base.name())
     }
 
-    /// Kconfig fragments.
+    /// Kconfig fragments every base shares (config/).
     pub fn config(&self) -> PathBuf {
         self.repo.join("config")
     }
 
-    /// Bench-only Kconfig fragments: configurations that `lab bench` boots
-    /// but that are no variant of `lab test` or `lab check`.
-    pub fn bench_config(&self) -> PathBuf {
-        self.config().join("bench")
+    /// The configurations of `base` and what they set there
+    /// (config/<base>/; see [`crate::variant`]).
+    pub fn base_config(&self, base: Base) -> PathBuf {
+        self.config().join(base.name())
     }
 
     /// Guest-side files: the init script and the test plan.
@@ -65,56 +68,73 @@ impl Layout {
         self.repo.join("guest")
     }
 
-    /// The kernel work tree (a git repository whose `base` tag is the
-    /// unpacked Debian source).
-    pub fn tree(&self) -> PathBuf {
-        self.build.join("linux")
-    }
-
-    /// The out-of-tree kernel build folder of one variant.
-    pub fn kbuild(&self, variant: &str) -> PathBuf {
-        self.build.join("kernel").join(variant)
-    }
-
-    /// What the lab makes for guests of another architecture than the
-    /// host's: build/<arch> (its headers, test programs, packages and
-    /// userland).
-    pub fn arch_dir(&self, arch: Arch) -> PathBuf {
-        self.build.join(arch.kernel_arch())
-    }
-
-    /// The out-of-tree folder holding the exported UAPI headers of `arch`.
-    pub fn headers(&self, arch: Arch) -> PathBuf {
-        if arch.is_host() {
-            self.build.join("headers")
-        } else {
-            self.arch_dir(arch).join("headers")
-        }
-    }
-
     /// The lab's own guest programs: guest/programs/<name>.c.
     pub fn guest_programs(&self) -> PathBuf {
         self.guest().join("programs")
     }
 
+    /// The Debian build root every kernel build and guest runs in.
+    pub fn root(&self) -> PathBuf {
+        self.build.join("root").join(crate::root::SUITE)
+    }
+
+    /// The C compiler cache every build shares.
+    pub fn ccache(&self) -> PathBuf {
+        self.build.join("ccache")
+    }
+
+    /// Everything generated for `base`: build/<base>/.
+    pub fn base_dir(&self, base: Base) -> PathBuf {
+        self.build.join(base.name())
+    }
+
+    /// The kernel work tree of `base` (a git repository whose `base` tag is
+    /// the unpacked Debian source).
+    pub fn tree(&self, base: Base) -> PathBuf {
+        self.base_dir(base).join("linux")
+    }
+
+    /// The out-of-tree kernel build folder of a variant.
+    pub fn kbuild(&self, v: &Variant) -> PathBuf {
+        self.kbuild_named(v.base, &v.name())
+    }
+
+    /// An out-of-tree build folder of `base` that is no variant (the other
+    /// architectures' fault.o, htmldocs).
+    pub fn kbuild_named(&self, base: Base, name: &str) -> PathBuf {
+        self.base_dir(base).join("kernel").join(name)
+    }
+
+    /// The out-of-tree folder holding the exported UAPI headers of `arch`.
+    pub fn headers(&self, base: Base, arch: Arch) -> PathBuf {
+        self.base_dir(base).join("headers").join(arch.kernel_arch())
+    }
+
     /// Output folder of the statically linked test programs (the selftests
     /// and guest/programs) for `arch`.
-    pub fn selftests(&self, arch: Arch) -> PathBuf {
-        if arch.is_host() {
-            self.build.join("selftests")
-        } else {
-            self.arch_dir(arch).join("selftests")
-        }
+    pub fn selftests(&self, base: Base, arch: Arch) -> PathBuf {
+        self.base_dir(base).join("selftests").join(arch.kernel_arch())
     }
 
-    /// Initramfs images, one per variant.
-    pub fn initramfs(&self, variant: &str) -> PathBuf {
-        self.build.join("initramfs").join(format!("{variant}.cpio"))
+    /// A guest userland of another architecture than the host's (its
+    /// busybox and bash, from Debian's packages): the same for every base.
+    pub fn userland(&self, arch: Arch) -> PathBuf {
+        self.build.join("userland").join(arch.kernel_arch())
     }
 
-    /// Logs of long steps (builds, apply, setup).
+    /// A variant's initramfs image.
+    pub fn initramfs(&self, v: &Variant) -> PathBuf {
+        self.base_dir(v.base).join("initramfs").join(format!("{}.cpio", v.name()))
+    }
+
+    /// Logs of steps that belong to no base (the build root, setup).
     pub fn logs(&self) -> PathBuf {
         self.build.join("logs")
+    }
+
+    /// Logs of long steps of `base` (builds, apply).
+    pub fn base_logs(&self, base: Base) -> PathBuf {
+        self.base_dir(base).join("logs")
     }
 
     /// Results of guest runs: one folder per invocation.

@@ -1,48 +1,79 @@
 //! `lab`: the command line of the lab.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use lab::base::Base;
 use lab::layout::Layout;
 use lab::qemu::Watchdog;
+use lab::setup::{self, Toolchain};
+use lab::variant::{self, Kernel, Variant};
 use lab::{build, pipeline, plan::Plan, tree};
 
 #[derive(Parser)]
 #[command(
     name = "lab",
-    about = "Build the fault-lock series on Linux 6.12, boot it under QEMU and run the mm selftests"
+    about = "Build the fault-lock series on mainline and on 6.12 LTS in a Debian trixie build root, boot it \
+             under QEMU and run the mm selftests"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
 }
 
+/// The base a command works on.
+#[derive(Args)]
+struct OneBase {
+    /// `mainline` (the newest linux-source-N.M of Debian trixie) or `6.12`.
+    #[arg(long, default_value = "mainline")]
+    base: Base,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install missing Debian packages and bindgen, and check versions.
-    Setup,
-    /// Create the kernel work tree (if needed), apply patches/, and print
-    /// where it is.
-    Tree,
-    /// Apply patches/ to the work tree.
+    /// Install what the host lacks (mmdebstrap), make the Debian trixie build
+    /// root if it is missing or its package list changed, and check the
+    /// tools in it.
+    Setup {
+        /// Make the build root again even if it is current (to pick up
+        /// Debian's newer packages).
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Create the base's kernel work tree (if needed), apply its series,
+    /// and print where it is.
+    Tree(OneBase),
+    /// Apply the base's series to its work tree.
     Apply {
-        /// Replace commits that are not in patches/ (kept on a backup branch).
+        #[command(flatten)]
+        base: OneBase,
+        /// Replace commits that are not in the series (kept on a backup branch).
         #[arg(long)]
         force: bool,
     },
-    /// Write the tree's commits after `base` back to patches/.
-    Export,
-    /// Build kernels (default: every variant `lab test` boots) and the
-    /// selftests.
-    Build { variants: Vec<String> },
-    /// The main job for one or more variants: build, boot, test, report.
+    /// Write the work tree's commits after `base` back to patches/<base>/.
+    Export(OneBase),
+    /// Build kernels (default: every variant `lab test` boots for the base)
+    /// and the test programs.
+    Build {
+        #[command(flatten)]
+        base: OneBase,
+        /// Variants of the base: a configuration of config/<base>/ (an x86_64
+        /// kernel) or `<arch>-<configuration>` (arm64-rust).
+        variants: Vec<String>,
+    },
+    /// The main job for one or more variants of a base: build, boot, test,
+    /// report.
     Run {
-        /// Variants to run (default: rust): a configuration of config/ (an
-        /// x86_64 guest) or `<arch>-<configuration>` (arm64-rust).
-        #[arg(long = "variant", default_values_t = vec!["rust".to_string()])]
+        #[command(flatten)]
+        base: OneBase,
+        /// Variants to run (default: rust, or c where the base has no rust
+        /// configuration): a configuration of config/<base>/ (an x86_64
+        /// guest) or `<arch>-<configuration>` (arm64-rust).
+        #[arg(long = "variant")]
         variants: Vec<String>,
         /// Another test plan than guest/plan.
         #[arg(long)]
@@ -51,20 +82,35 @@ enum Cmd {
         #[arg(long, default_value_t = 900)]
         test_deadline: u64,
     },
-    /// What CI checks: every variant with the full plan, and the rust
-    /// configuration on arm64 (arm64-rust).
-    Test,
+    /// Every guest of the given bases (default: all), as config/<base>/guests
+    /// lists them, with the full plan; one report.
+    Test {
+        /// A base to test (repeatable; default: every base).
+        #[arg(long = "base")]
+        bases: Vec<Base>,
+    },
     /// Check, on built kernels, that C calls the Rust code exactly when the
-    /// series' option is on (config/call-path).
-    CallPath { variants: Vec<String> },
+    /// series' option is on (config/<base>/call-path).
+    CallPath {
+        #[command(flatten)]
+        base: OneBase,
+        variants: Vec<String>,
+    },
     /// Check that the programs of checks/compile-fail are rejected by the
     /// compiler with the errors they expect.
-    CompileFail { variants: Vec<String> },
-    /// Check each patch (checkpatch, get_maintainer, rustfmt, builds with
-    /// the option off and on, rustdoc) and the tip on arm64 (build) and
-    /// powerpc, s390, riscv, arm (fault.o) and the documentation it
-    /// touches (make htmldocs); print a patch x check table.
+    CompileFail {
+        #[command(flatten)]
+        base: OneBase,
+        variants: Vec<String>,
+    },
+    /// Check each patch of the base's series (checkpatch, get_maintainer,
+    /// rustfmt, builds with the option off and on, rustdoc) and the tip on
+    /// arm64 (build) and powerpc, s390, riscv, arm (fault.o) and the
+    /// documentation it touches (make htmldocs); print a patch x check
+    /// table.
     Check {
+        #[command(flatten)]
+        base: OneBase,
         /// Only the tip's checks: other architectures and documentation.
         #[arg(long)]
         series_only: bool,
@@ -72,14 +118,15 @@ enum Cmd {
         #[arg(long, conflicts_with = "series_only")]
         docs_only: bool,
     },
-    /// Measure the cost per page fault on three kernels side by side
-    /// (guest/programs/fault_bench.c): c and rust (does the Rust fault path
-    /// cost more than C?), and noretry, rust without the retry under the
-    /// per-VMA lock (config/bench/noretry.config; how much of the writer's
-    /// cost to uffd and swap-in faults does the retry take away?).
-    /// Instructions per fault under -icount, wall-clock time under MTTCG;
-    /// tables, JSON and SVG.
+    /// Measure the cost per page fault on three kernels of a base side by
+    /// side (guest/programs/fault_bench.c): c and rust (does the Rust fault
+    /// path cost more than C?), and noretry, rust without the retry under
+    /// the per-VMA lock (config/<base>/bench/noretry.config). Instructions
+    /// per fault under -icount, wall-clock time under MTTCG; tables, JSON
+    /// and SVG.
     Bench {
+        #[command(flatten)]
+        base: OneBase,
         /// Pages each case faults per repeat.
         #[arg(long, default_value_t = 4096)]
         pages: u32,
@@ -90,10 +137,12 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         rounds: u32,
     },
-    /// Write the series as mail (format-patch with the cover letter, base
-    /// and To/Cc from get_maintainer.pl) under build/send/ and show what
-    /// `git send-email` would send.
+    /// Write the base's series as mail (format-patch with the cover letter,
+    /// base and To/Cc from get_maintainer.pl) under build/<base>/send/ and
+    /// show what `git send-email` would send.
     Send {
+        #[command(flatten)]
+        base: OneBase,
         /// Send it, with your git send-email configuration.
         #[arg(long, conflicts_with = "loopback")]
         really: bool,
@@ -102,8 +151,7 @@ enum Cmd {
         #[arg(long)]
         loopback: bool,
     },
-    /// List the kernel variants config/ defines, and the guests of other
-    /// architectures `lab test` boots.
+    /// List each base's configurations and the guests `lab test` boots.
     Variants,
 }
 
@@ -118,17 +166,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a check on built kernels (no guest) for `variants` (default: all)
-/// and prints its row for each; returns whether all passed.
+/// The variants named on the command line, or `default` when none is.
+fn variants_of(base: Base, names: &[String], default: impl FnOnce() -> Result<Vec<Variant>>) -> Result<Vec<Variant>> {
+    if names.is_empty() {
+        default()
+    } else {
+        Ok(names.iter().map(|n| Variant::parse(base, n)).collect())
+    }
+}
+
+/// The variant `lab run` boots when none is named: the series' Rust
+/// configuration, or the plain kernel where the base has none yet.
+fn default_run_variant(layout: &Layout, base: Base) -> Result<Vec<Variant>> {
+    let configs = variant::configs(layout, base)?;
+    let config = if configs.iter().any(|c| c == "rust") { "rust" } else { "c" };
+    Ok(vec![Variant::parse(base, config)])
+}
+
+/// Runs a check on built kernels (no guest) for `variants` (default: the
+/// base's guests) and prints its row for each; returns whether all passed.
 fn static_check(
     layout: &Layout,
-    variants: Vec<String>,
-    check: fn(&Layout, &str) -> Result<Option<lab::results::TestResult>>,
+    base: Base,
+    names: &[String],
+    check: impl Fn(&Variant) -> Result<Option<lab::results::TestResult>>,
 ) -> Result<bool> {
-    let variants = if variants.is_empty() { build::variants(layout)? } else { variants };
+    let variants = variants_of(base, names, || variant::guests(layout, base))?;
     let mut ok = true;
     for v in &variants {
-        if let Some(r) = check(layout, v)? {
+        if let Some(r) = check(v)? {
             println!("{v}: {} {}", r.status.label(), r.detail);
             ok &= !r.status.failed();
         }
@@ -136,81 +202,128 @@ fn static_check(
     Ok(ok)
 }
 
+fn toolchain(layout: &Layout) -> Result<Toolchain> {
+    setup::ensure(layout, false)
+}
+
 fn real_main() -> Result<bool> {
     let cli = Cli::parse();
     let layout = Layout::discover()?;
     match cli.command {
-        Cmd::Setup => {
-            let tc = lab::setup::ensure(&layout.logs())?;
+        Cmd::Setup { refresh } => {
+            let tc = setup::ensure(&layout, refresh)?;
+            let mut sources = Vec::new();
+            for base in Base::ALL {
+                let s = tc.source(base)?;
+                sources.push(format!("{base}: {} {}", s.package, s.version));
+            }
             println!(
-                "lab: ready: rustc {}, bindgen {}, QEMU {}, linux-source-6.12 {}",
-                tc.rustc.display(),
-                tc.bindgen.display(),
-                tc.qemu.display(),
-                tc.source_version
+                "lab: ready: build root {} (rustc-web {}, clang-{} {}, bindgen {}); {}",
+                tc.root.dir.display(),
+                tc.root.package_version("rustc-web")?,
+                setup::LLVM_VERSION,
+                tc.root.package_version(&format!("clang-{}", setup::LLVM_VERSION))?,
+                setup::BINDGEN_VERSION,
+                sources.join("; ")
             );
         }
-        Cmd::Tree => {
-            pipeline::prepare(&layout)?;
-            let t = layout.tree();
+        Cmd::Tree(OneBase { base }) => {
+            let tc = toolchain(&layout)?;
+            pipeline::prepare_base(&layout, &tc, base)?;
+            let t = layout.tree(base);
             println!("{}", t.display());
             eprintln!(
-                "lab: work in {0} (branch main, tag `base` is the Debian source). Commit your \
-                 changes, then `make export` writes them to patches/.",
-                t.display()
+                "lab: work in {0} (branch main, tag `base` is the Debian source). Commit your changes, then \
+                 `make export BASE={base}` writes them to {1}.",
+                t.display(),
+                layout.patches(base).display()
             );
         }
-        Cmd::Apply { force } => {
-            let tc = lab::setup::ensure(&layout.logs())?;
-            tree::ensure_base(&layout, &tc.source_tarball, &tc.source_version)?;
-            if !tree::apply(&layout, force)? {
-                eprintln!("lab: {} already holds patches/", layout.tree().display());
+        Cmd::Apply { base: OneBase { base }, force } => {
+            let tc = toolchain(&layout)?;
+            tree::ensure_base(&layout, &tc.root, base, &tc.source(base)?)?;
+            if !tree::apply(&layout, base, force)? {
+                eprintln!("lab: {} already holds the {base} series", layout.tree(base).display());
             }
         }
-        Cmd::Export => {
-            let changed = tree::export(&layout)?;
+        Cmd::Export(OneBase { base }) => {
+            let changed = tree::export(&layout, base)?;
             if changed.is_empty() {
-                eprintln!("lab: patches/ already matches the tree");
+                eprintln!("lab: {} already matches the tree", layout.patches(base).display());
             } else {
-                eprintln!("lab: updated in patches/: {}", changed.join(" "));
+                eprintln!("lab: updated in {}: {}", layout.patches(base).display(), changed.join(" "));
             }
         }
-        Cmd::Build { variants } => {
-            let tc = pipeline::prepare(&layout)?;
-            let variants = if variants.is_empty() { build::guest_variants(&layout)? } else { variants };
+        Cmd::Build { base: OneBase { base }, variants } => {
+            let tc = toolchain(&layout)?;
+            pipeline::prepare_base(&layout, &tc, base)?;
+            let variants = variants_of(base, &variants, || variant::guests(&layout, base))?;
             let plan = Plan::load(&layout.guest().join("plan"))?;
             pipeline::build_all(&layout, &tc, &variants, &plan)?;
         }
-        Cmd::Run { variants, plan, test_deadline } => {
+        Cmd::Run { base: OneBase { base }, variants, plan, test_deadline } => {
+            let tc = toolchain(&layout)?;
+            let variants = variants_of(base, &variants, || default_run_variant(&layout, base))?;
             let wd = Watchdog { default_test: Duration::from_secs(test_deadline), ..Watchdog::default() };
-            return pipeline::run(&layout, &variants, plan.as_deref(), &wd);
+            return pipeline::run(&layout, &tc, &variants, plan.as_deref(), &wd);
         }
-        Cmd::Test => {
-            let variants = build::guest_variants(&layout)?;
-            return pipeline::run(&layout, &variants, None, &Watchdog::default());
+        Cmd::Test { bases } => {
+            let tc = toolchain(&layout)?;
+            let bases = if bases.is_empty() { Base::ALL.to_vec() } else { bases };
+            let mut variants = Vec::new();
+            for base in bases {
+                variants.extend(variant::guests(&layout, base)?);
+            }
+            return pipeline::run(&layout, &tc, &variants, None, &Watchdog::default());
         }
-        Cmd::CallPath { variants } => return static_check(&layout, variants, pipeline::call_path),
-        Cmd::CompileFail { variants } => return static_check(&layout, variants, pipeline::compile_fail),
-        Cmd::Check { series_only, docs_only } => {
+        Cmd::CallPath { base: OneBase { base }, variants } => {
+            return static_check(&layout, base, &variants, |v| pipeline::call_path(&layout, v));
+        }
+        Cmd::CompileFail { base: OneBase { base }, variants } => {
+            let tc = toolchain(&layout)?;
+            return static_check(&layout, base, &variants, |v| pipeline::compile_fail(&layout, &tc, v));
+        }
+        Cmd::Check { base: OneBase { base }, series_only, docs_only } => {
             use lab::check::Scope;
-            let tc = pipeline::prepare(&layout)?;
+            let tc = toolchain(&layout)?;
+            pipeline::prepare_base(&layout, &tc, base)?;
             let scope = match (series_only, docs_only) {
                 (_, true) => Scope::Docs,
                 (true, _) => Scope::Series,
                 _ => Scope::All,
             };
-            return lab::check::run(&layout, &tc, scope);
+            return lab::check::run(&layout, &tc, base, scope);
         }
-        Cmd::Bench { pages, repeats, rounds } => {
-            return lab::bench::run(&layout, &lab::bench::Options { pages, repeats, rounds });
+        Cmd::Bench { base: OneBase { base }, pages, repeats, rounds } => {
+            let tc = toolchain(&layout)?;
+            return lab::bench::run(&layout, &tc, base, &lab::bench::Options { pages, repeats, rounds });
         }
-        Cmd::Send { really, loopback } => {
-            pipeline::prepare(&layout)?;
-            return lab::send::run(&layout, really, loopback);
+        Cmd::Send { base: OneBase { base }, really, loopback } => {
+            let tc = toolchain(&layout)?;
+            pipeline::prepare_base(&layout, &tc, base)?;
+            return lab::send::run(&layout, &tc.root, base, really, loopback);
         }
         Cmd::Variants => {
-            for v in build::guest_variants(&layout)? {
-                println!("{v}");
+            for base in Base::ALL {
+                let configs = variant::configs(&layout, base)?;
+                let guests: Vec<String> = variant::guests(&layout, base)?.iter().map(Variant::name).collect();
+                let bench = variant::bench_configs(&layout, base)?;
+                println!(
+                    "{base}: configurations {}; guests {}; bench-only {}",
+                    configs.join(" "),
+                    guests.join(" "),
+                    if bench.is_empty() { "none".into() } else { bench.join(" ") }
+                );
+                for c in &configs {
+                    let k = Kernel::of(&layout, &Variant::parse(base, c))?;
+                    let frags: Vec<String> = k
+                        .fragments
+                        .iter()
+                        .filter_map(|f| f.strip_prefix(&layout.repo).ok())
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    println!("  {c}: {} ({})", frags.join(" + "), build::image(&layout, &k.variant).display());
+                }
             }
         }
     }

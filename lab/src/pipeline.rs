@@ -1,11 +1,14 @@
 //! The main job: series -> kernels -> guests -> results -> report.
 
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::arch::{self, Arch};
-use crate::build::{self, Variant};
+use crate::arch::Arch;
+use crate::base::{Base, Source};
+use crate::baseline;
+use crate::build;
 use crate::callpath;
 use crate::layout::Layout;
 use crate::plan::Plan;
@@ -13,8 +16,9 @@ use crate::progress::Progress;
 use crate::qemu::{self, Event, Machine, Watchdog};
 use crate::report;
 use crate::results::{self, HostOutcome, KunitPy, Status, TestResult};
-use crate::setup::{self, Toolchain};
+use crate::setup::Toolchain;
 use crate::tree;
+use crate::variant::{self, Kernel, Variant};
 
 /// The kernel command line of an `arch` guest with `cpus` CPUs. No
 /// `quiet`: it would hide WARNING splats. An oops panics, and a panic ends
@@ -28,35 +32,37 @@ pub fn append(arch: Arch, cpus: u32) -> String {
     format!("console={} panic=-1 oops=panic printk.time=1 initramfs_async=0 lab.cpus={cpus}", arch.console())
 }
 
-/// Installs what is missing and prepares the tree with the series applied.
-pub fn prepare(layout: &Layout) -> Result<Toolchain> {
-    let tc = setup::ensure(&layout.logs())?;
-    tree::ensure_base(layout, &tc.source_tarball, &tc.source_version)?;
-    tree::apply(layout, false)?;
-    Ok(tc)
+/// Brings the work tree of `base` up to date with its series, creating it
+/// from the build root's source first; returns that source.
+pub fn prepare_base(layout: &Layout, tc: &Toolchain, base: Base) -> Result<Source> {
+    let source = tc.source(base)?;
+    tree::ensure_base(layout, &tc.root, base, &source)?;
+    tree::apply(layout, base, false)?;
+    Ok(source)
 }
 
 /// Builds the kernels of `variants`, and the test programs `plan` needs for
-/// each of their architectures.
-pub fn build_all(layout: &Layout, tc: &Toolchain, variants: &[String], plan: &Plan) -> Result<()> {
+/// each base and architecture among them.
+pub fn build_all(layout: &Layout, tc: &Toolchain, variants: &[Variant], plan: &Plan) -> Result<()> {
     for v in variants {
-        let v = Variant::load(layout, v)?;
-        build::build_kernel(layout, tc, &v)?;
+        build::build_kernel(layout, tc, &Kernel::of(layout, v)?)?;
     }
-    for a in Arch::ALL {
-        let names = programs_for(plan, variants, a);
-        if !names.is_empty() {
-            build::build_selftests(layout, tc, &names, a)?;
+    for base in Base::ALL {
+        for a in Arch::ALL {
+            let names = programs_for(plan, variants, base, a);
+            if !names.is_empty() {
+                build::build_selftests(layout, tc, base, &names, a)?;
+            }
         }
     }
     Ok(())
 }
 
-/// The test programs that `plan` runs on the `variants` of `arch`, without
-/// duplicates.
-fn programs_for(plan: &Plan, variants: &[String], arch: Arch) -> Vec<String> {
+/// The test programs that `plan` runs on the `variants` of `base` on
+/// `arch`, without duplicates.
+fn programs_for(plan: &Plan, variants: &[Variant], base: Base, arch: Arch) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for v in variants.iter().filter(|v| arch::of_variant(v) == arch) {
+    for v in variants.iter().filter(|v| v.base == base && v.arch == arch) {
         for n in plan.for_variant(v).selftests() {
             if !names.contains(&n) {
                 names.push(n);
@@ -84,33 +90,32 @@ impl Guest {
 pub fn boot(
     layout: &Layout,
     tc: &Toolchain,
-    variant: &str,
+    v: &Variant,
     plan: &Plan,
     dir: &Path,
     wd: &Watchdog,
     guest: Guest,
 ) -> Result<(Vec<TestResult>, HostOutcome)> {
     std::fs::create_dir_all(dir)?;
-    let plan = &plan.for_variant(variant);
-    let initrd = crate::initramfs::build(layout, tc, variant, plan)?;
-    let arch = arch::of_variant(variant);
+    let plan = &plan.for_variant(v);
+    let initrd = crate::initramfs::build(layout, tc, v, plan)?;
     let machine = Machine {
-        arch,
-        qemu: tc.qemu_for(arch).to_path_buf(),
-        bios: arch.is_host().then(|| tc.qboot.clone()),
-        kernel: build::image(layout, variant),
+        arch: v.arch,
+        qemu: tc.qemu_for(v.arch).to_path_buf(),
+        bios: v.arch.is_host().then(|| tc.qboot.clone()),
+        kernel: build::image(layout, v),
         initrd,
         cpus: guest.cpus,
         mem_mib: 2048,
-        append: append(arch, guest.cpus),
+        append: append(v.arch, guest.cpus),
         icount: guest.icount,
     };
     let log = dir.join("serial.log");
-    let what = if guest.icount { format!("guest {variant} (icount)") } else { format!("guest {variant}") };
+    let what = if guest.icount { format!("guest {v} (icount)") } else { format!("guest {v}") };
     let pb = Progress::spinner(&what, "booting");
     let start = Instant::now();
     let mut began = Instant::now();
-    let outcome = qemu::run(machine.command(), &log, plan, wd, |e| match e {
+    let outcome = qemu::run(machine.command(&tc.root), &log, plan, wd, |e| match e {
         Event::Begin(name) => {
             began = Instant::now();
             pb.message(&format!("{name} started at {}s", start.elapsed().as_secs()));
@@ -125,42 +130,44 @@ pub fn boot(
     std::fs::write(dir.join("outcome.json"), serde_json::to_string_pretty(&outcome)?)?;
     std::fs::write(dir.join("plan"), plan.render())?;
     let text = String::from_utf8_lossy(&std::fs::read(&log)?).into_owned();
-    let ktap = KunitPy::new(&layout.tree(), &dir.join("ktap"))?;
-    let rows = results::analyse(variant, &text, plan, &outcome, &ktap);
+    let ktap = KunitPy::new(&tc.root, &layout.tree(v.base), &dir.join("ktap"))?;
+    let rows = results::analyse(v, &text, plan, &outcome, &ktap);
     Ok((rows, outcome))
 }
 
 /// The `call-path` row: whether the built kernel calls the Rust or the C
-/// implementation, as its option says (see config/call-path).
-pub fn call_path(layout: &Layout, variant: &str) -> Result<Option<TestResult>> {
-    let file = layout.config().join("call-path");
+/// implementation, as its option says (see config/<base>/call-path; none
+/// for a base whose series has no Rust option yet).
+pub fn call_path(layout: &Layout, v: &Variant) -> Result<Option<TestResult>> {
+    let file = layout.base_config(v.base).join("call-path");
     if !file.is_file() {
         return Ok(None);
     }
     let cp = callpath::CallPath::parse(&std::fs::read_to_string(&file)?, &file.display().to_string())?
-        .for_arch(arch::of_variant(variant).src_arch());
-    let (status, detail) = match callpath::check(&layout.kbuild(variant), &cp) {
+        .for_arch(v.arch.src_arch());
+    let (status, detail) = match callpath::check(&layout.kbuild(v), &cp) {
         Ok(found) => (Status::Pass, found),
         Err(e) => (Status::Fail, format!("{e:#}")),
     };
-    Ok(Some(TestResult::new(variant, "call-path", status, detail)))
+    Ok(Some(TestResult::new(v, "call-path", status, detail)))
 }
 
 /// The `compile-fail` row: the programs of checks/compile-fail must fail
-/// to compile with their expected error (only where the kernel has the
-/// series' Rust object, whose rustc command serves as the template).
-pub fn compile_fail(layout: &Layout, variant: &str) -> Result<Option<TestResult>> {
+/// to compile with their expected error (only on the `rust` variant, and
+/// only where the kernel has the series' Rust object, whose rustc command
+/// serves as the template).
+pub fn compile_fail(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Option<TestResult>> {
     let dir = layout.repo.join("checks/compile-fail");
-    let kbuild = layout.kbuild(variant);
-    if !dir.is_dir() || !kbuild.join("mm/.fault_lock.o.cmd").is_file() {
+    let kbuild = layout.kbuild(v);
+    if v.config != "rust" || !dir.is_dir() || !kbuild.join("mm/.fault_lock.o.cmd").is_file() {
         return Ok(None);
     }
-    let work = layout.build.join("compile-fail").join(variant);
-    let (status, detail) = match crate::compilefail::check(&kbuild, &layout.tree(), &dir, &work) {
+    let work = layout.base_dir(v.base).join("compile-fail").join(v.name());
+    let (status, detail) = match crate::compilefail::check(&tc.root, &kbuild, &layout.tree(v.base), &dir, &work) {
         Ok(found) => (Status::Pass, format!("rejected as expected: {}", found.join(", "))),
         Err(e) => (Status::Fail, format!("{e:#}")),
     };
-    Ok(Some(TestResult::new(variant, "compile-fail", status, detail)))
+    Ok(Some(TestResult::new(v, "compile-fail", status, detail)))
 }
 
 /// A new folder for this invocation's results, and `runs/latest` pointing
@@ -176,37 +183,69 @@ pub fn new_run_dir(layout: &Layout) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The whole job for `variants`: returns whether everything passed.
-pub fn run(layout: &Layout, variants: &[String], plan_path: Option<&Path>, wd: &Watchdog) -> Result<bool> {
-    let tc = prepare(layout)?;
+/// Every variant a plan's `only=` may name: each base's configurations on
+/// x86_64 and the guests it boots.
+pub fn known_variants(layout: &Layout) -> Result<Vec<Variant>> {
+    let mut known = Vec::new();
+    for base in Base::ALL {
+        known.extend(variant::configs(layout, base)?.iter().map(|c| Variant::new(base, Arch::X86_64, c)));
+        known.extend(variant::guests(layout, base)?);
+    }
+    Ok(known)
+}
+
+/// The whole job for `variants` (of one or more bases): returns whether
+/// everything passed.
+pub fn run(layout: &Layout, tc: &Toolchain, variants: &[Variant], plan_path: Option<&Path>, wd: &Watchdog) -> Result<bool> {
+    let mut sources = BTreeMap::new();
+    for v in variants {
+        if !sources.contains_key(&v.base) {
+            sources.insert(v.base, prepare_base(layout, tc, v.base)?);
+        }
+    }
     let plan_path = plan_path.map_or_else(|| layout.guest().join("plan"), Path::to_path_buf);
     let plan = Plan::load(&plan_path)?;
-    plan.check_variants(&build::guest_variants(layout)?)?;
-    build_all(layout, &tc, variants, &plan)?;
+    plan.check_variants(&known_variants(layout)?)?;
+    build_all(layout, tc, variants, &plan)?;
     let dir = new_run_dir(layout)?;
     let mut rows = Vec::new();
     for v in variants {
         if let Some(r) = call_path(layout, v)? {
             rows.push(r);
         }
-        if let Some(r) = compile_fail(layout, v)? {
+        if let Some(r) = compile_fail(layout, tc, v)? {
             rows.push(r);
         }
-        let (r, _) = boot(layout, &tc, v, &plan, &dir.join(v), wd, Guest::TEST)?;
+        let (r, _) = boot(layout, tc, v, &plan, &dir.join(v.base.name()).join(v.name()), wd, Guest::TEST)?;
         rows.extend(r);
     }
-    let base = tree::kernel_version(&layout.tree()).unwrap_or_default();
-    let series = tree::read_series(&layout.patches())?;
+    baseline::compare(&mut rows, &plan);
+    let mut bases = serde_json::Map::new();
+    for (base, source) in &sources {
+        let series = tree::read_series(&layout.patches(*base))?;
+        bases.insert(
+            base.name().to_string(),
+            serde_json::json!({
+                "kernel": tree::kernel_version(&layout.tree(*base)).unwrap_or_default(),
+                "debian_package": source.package,
+                "debian_version": source.version,
+                "series": series.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            }),
+        );
+    }
     let meta = serde_json::json!({
-        "kernel": base,
-        "debian_package": tc.source_version,
-        "series": series.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        "bases": bases,
+        "build_root": { "suite": crate::root::SUITE, "rustc": tc.root.package_version("rustc-web").unwrap_or_default(),
+                         "clang": tc.root.package_version(&format!("clang-{}", crate::setup::LLVM_VERSION)).unwrap_or_default() },
         "variants": variants,
         "plan": plan,
     });
     let json = dir.join("results.json");
     report::write_json(&json, &rows, &meta)?;
     print!("{}", report::table(&rows));
+    for (base, source) in &sources {
+        println!("{base}: Linux {} from Debian {} {}", tree::kernel_version(&layout.tree(*base)).unwrap_or_default(), source.package, source.version);
+    }
     println!("serial logs and results: {}", dir.display());
     let t = report::totals(&rows);
     println!("{}", report::closing_line(&t));
@@ -230,12 +269,15 @@ mod tests {
     }
 
     #[test]
-    fn each_architecture_builds_the_programs_its_variants_run() {
-        let plan = Plan::parse("a ktap 9 x\nb ktap 9 only=debug y\nc ktap 9 only=rust z\n", "p").unwrap();
-        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let all = v(&["c", "debug", "rust", "arm64-rust"]);
-        assert_eq!(programs_for(&plan, &all, Arch::X86_64), ["x", "y", "z"]);
-        assert_eq!(programs_for(&plan, &all, Arch::Arm64), ["x", "z"]);
-        assert!(programs_for(&plan, &v(&["rust"]), Arch::Arm64).is_empty());
+    fn each_base_and_architecture_builds_the_programs_its_variants_run() {
+        let plan =
+            Plan::parse("a ktap 9 x\nb ktap 9 only=debug y\nc ktap 9 only=rust z\nd ktap 9 only=6.12 w\n", "p").unwrap();
+        let v = |b: Base, s: &[&str]| s.iter().map(|s| Variant::parse(b, s)).collect::<Vec<_>>();
+        let mut all = v(Base::Lts612, &["c", "debug", "rust", "arm64-rust"]);
+        all.extend(v(Base::Mainline, &["c"]));
+        assert_eq!(programs_for(&plan, &all, Base::Lts612, Arch::X86_64), ["x", "w", "y", "z"]);
+        assert_eq!(programs_for(&plan, &all, Base::Lts612, Arch::Arm64), ["x", "z", "w"]);
+        assert_eq!(programs_for(&plan, &all, Base::Mainline, Arch::X86_64), ["x"]);
+        assert!(programs_for(&plan, &all, Base::Mainline, Arch::Arm64).is_empty());
     }
 }

@@ -20,21 +20,39 @@
 //! ```
 //!
 //! A test that only some kernel variants run names them with `only=a,b`
-//! (qualifiers come before the command, in any order); a configuration's
-//! name (`rust`) also selects its guests on other architectures
-//! (`arm64-rust`):
+//! (qualifiers come before the command, in any order). A word names a base
+//! (`6.12`: every variant of it), a configuration (`rust`, which also
+//! selects its guests on other architectures, `arm64-rust`), a variant
+//! (`arm64-rust`) or a variant of one base (`6.12/rust`):
 //!
 //! ```text
 //! fault-inject  ktap  300  only=debug  fault_inject
 //! ```
 //!
 //! A command's first word may also be a program of guest/programs, which
-//! the lab compiles statically from `guest/programs/<name>.c`.
+//! the lab compiles statically from `guest/programs/<name>.c`. A name in
+//! `needs=` that ends in `?` is optional: shipped where the base's tree has
+//! its source (`tools/testing/selftests/mm/<name>.c`), left out elsewhere
+//! (a test upstream added after 6.12, which 6.12's scripts do not run).
 //!
 //! A timeout of 0 means none (the host watchdog still applies).
+//!
+//! A test whose cases every variant must share with a plain kernel says so
+//! with `baseline=c`: each case's result (pass, skip, fail) must be the one
+//! it has on the `c` variant of the same base (on the same architecture
+//! when that ran, else on x86_64). A difference fails the variant unless a
+//! `differs` line explains it, for the variants a word selects (as in
+//! `only=`) and the case named after the word:
+//!
+//! ```text
+//! vmtests  ktap  1800  baseline=c  needs=run_vmtests.sh,cow  run_vmtests.sh -t cow
+//! differs  vmtests  debug  cow -- KASAN makes ... (why)
+//! ```
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
+
+use crate::variant::Variant;
 
 /// How a test's output is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -60,6 +78,9 @@ pub struct Test {
     pub needs: Vec<String>,
     /// The kernel variants that run it (`only=`); empty: all of them.
     pub only: Vec<String>,
+    /// The configuration whose results every variant's cases must equal
+    /// (`baseline=`).
+    pub baseline: Option<String>,
     pub command: String,
 }
 
@@ -76,19 +97,50 @@ impl Test {
     }
 }
 
-/// The tests in the order the guest runs them.
+/// A difference from the baseline that the plan explains.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Differs {
+    pub test: String,
+    /// Selects variants as an `only=` word does.
+    pub word: String,
+    /// The case's name, as its test reports it.
+    pub case: String,
+    pub reason: String,
+}
+
+/// The tests in the order the guest runs them, and the explained
+/// differences from baselines.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
     pub tests: Vec<Test>,
+    pub differs: Vec<Differs>,
 }
 
 impl Plan {
     /// Parses a plan; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let mut tests: Vec<Test> = Vec::new();
+        let mut differs = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let t = line.trim();
             if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            if let Some(rest) = t.strip_prefix("differs ") {
+                let bad = || format!("{origin}:{}: expected `differs TEST WORD CASE -- REASON`, got {t:?}", n + 1);
+                let (what, reason) = rest.split_once(" -- ").with_context(bad)?;
+                let mut w = what.split_whitespace();
+                let (Some(test), Some(word)) = (w.next(), w.next()) else { bail!(bad()) };
+                let case = w.collect::<Vec<_>>().join(" ");
+                if case.is_empty() || reason.trim().is_empty() {
+                    bail!(bad());
+                }
+                differs.push(Differs {
+                    test: test.into(),
+                    word: word.into(),
+                    case,
+                    reason: reason.trim().into(),
+                });
                 continue;
             }
             let mut words = t.split_whitespace();
@@ -97,11 +149,12 @@ impl Plan {
             };
             let mut rest: Vec<&str> = words.collect();
             // Qualifiers, in any order, before the command.
-            let (mut only, mut needs) = (None, None);
+            let (mut only, mut needs, mut baseline) = (None, None, None);
             while let Some((key, list)) = rest.first().and_then(|w| w.split_once('=')) {
                 let slot = match key {
                     "only" => &mut only,
                     "needs" => &mut needs,
+                    "baseline" => &mut baseline,
                     _ => break,
                 };
                 let v: Vec<String> = list.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
@@ -112,6 +165,11 @@ impl Plan {
                 rest.remove(0);
             }
             let (only, needs) = (only.unwrap_or_default(), needs.unwrap_or_default());
+            let baseline = match baseline {
+                Some(v) if v.len() == 1 => Some(v[0].clone()),
+                Some(_) => bail!("{origin}:{}: `baseline=` names one configuration", n + 1),
+                None => None,
+            };
             let command = rest.join(" ");
             if command.is_empty() {
                 bail!("{origin}:{}: test {name} has no command", n + 1);
@@ -131,9 +189,12 @@ impl Plan {
             if tests.iter().any(|x| x.name == name) {
                 bail!("{origin}:{}: test {name} is listed twice", n + 1);
             }
-            tests.push(Test { name: name.to_string(), format, timeout, needs, only, command });
+            tests.push(Test { name: name.to_string(), format, timeout, needs, only, baseline, command });
         }
-        Ok(Self { tests })
+        if let Some(d) = differs.iter().find(|d| !tests.iter().any(|t| t.name == d.test && t.baseline.is_some())) {
+            bail!("{origin}: `differs {} ...` names no test with a baseline=", d.test);
+        }
+        Ok(Self { tests, differs })
     }
 
     /// Reads and parses a plan file.
@@ -143,29 +204,28 @@ impl Plan {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Fails on an `only=` that names no variant in `known`: a typo would
-    /// drop the test from every run without a word.
-    pub fn check_variants(&self, known: &[String]) -> Result<()> {
+    /// Fails on an `only=` word that selects none of the `known` variants:
+    /// a typo would drop the test from every run without a word.
+    pub fn check_variants(&self, known: &[Variant]) -> Result<()> {
         for t in &self.tests {
-            if let Some(v) = t.only.iter().find(|v| !known.contains(v)) {
-                bail!("test {} has only={v}, but config/ defines the variants {}", t.name, known.join(", "));
+            if let Some(w) = t.only.iter().find(|w| !known.iter().any(|v| v.matches(w))) {
+                let names: Vec<String> = known.iter().map(Variant::to_string).collect();
+                bail!("test {} has only={w}, which selects none of the variants {}", t.name, names.join(", "));
             }
         }
         Ok(())
     }
 
-    /// The tests that kernel variant `variant` runs, without their `only=`.
-    /// A guest of another architecture runs what its configuration runs:
-    /// `only=rust` selects `arm64-rust` too, `only=arm64-rust` that one only.
-    pub fn for_variant(&self, variant: &str) -> Plan {
-        let config = crate::arch::split_variant(variant).1;
+    /// The tests that `variant` runs, without their `only=` (see
+    /// [`Variant::matches`]).
+    pub fn for_variant(&self, variant: &Variant) -> Plan {
         let tests = self
             .tests
             .iter()
-            .filter(|t| t.only.is_empty() || t.only.iter().any(|v| v == variant || v == config))
+            .filter(|t| t.only.is_empty() || t.only.iter().any(|w| variant.matches(w)))
             .map(|t| Test { only: Vec::new(), ..t.clone() })
             .collect();
-        Plan { tests }
+        Plan { tests, differs: Vec::new() }
     }
 
     /// The plan in its own syntax. Once filtered by [`Plan::for_variant`],
@@ -177,9 +237,17 @@ impl Plan {
             .iter()
             .map(|t| {
                 let (only, needs) = (list("only", &t.only), list("needs", &t.needs));
-                format!("{} {} {} {only}{needs}{}\n", t.name, format_name(t.format), t.timeout, t.command)
+                let baseline = t.baseline.as_ref().map_or(String::new(), |b| format!("baseline={b} "));
+                format!("{} {} {} {only}{baseline}{needs}{}\n", t.name, format_name(t.format), t.timeout, t.command)
             })
+            .chain(self.differs.iter().map(|d| format!("differs {} {} {} -- {}\n", d.test, d.word, d.case, d.reason)))
             .collect()
+    }
+
+    /// What the guest's init reads: `name format timeout command` a line,
+    /// with no qualifiers and no `differs` lines.
+    pub fn guest_lines(&self) -> String {
+        self.tests.iter().map(|t| format!("{} {} {} {}\n", t.name, format_name(t.format), t.timeout, t.command)).collect()
     }
 
     /// The selftest binaries the plan needs, without duplicates.
@@ -198,6 +266,11 @@ impl Plan {
     pub fn get(&self, name: &str) -> Option<&Test> {
         self.tests.iter().find(|t| t.name == name)
     }
+}
+
+/// The program an optional `needs=` name (`name?`) stands for.
+pub fn optional(name: &str) -> Option<&str> {
+    name.strip_suffix('?')
 }
 
 fn format_name(f: Format) -> &'static str {
@@ -236,7 +309,9 @@ mod tests {
         assert_eq!(p.tests[1].only, vec!["debug", "rust"]);
         assert_eq!(p.tests[1].command, "sh -c x");
         assert_eq!(Plan::parse(&p.render(), "again").unwrap(), p);
-        let names = |v: &str| p.for_variant(v).tests.into_iter().map(|t| t.name).collect::<Vec<_>>();
+        use crate::base::Base;
+        let v = |name: &str| Variant::parse(Base::Lts612, name);
+        let names = |name: &str| p.for_variant(&v(name)).tests.into_iter().map(|t| t.name).collect::<Vec<_>>();
         assert_eq!(names("c"), vec!["a"]);
         assert_eq!(names("debug"), vec!["a", "b"]);
         // The rust configuration on arm64 runs what rust runs, debug's
@@ -245,9 +320,18 @@ mod tests {
         assert_eq!(names("arm64-debug"), vec!["a", "b"]);
         assert_eq!(names("arm64-c"), vec!["a"]);
         let arm64 = Plan::parse("a ktap 9 only=arm64-rust x\n", "plan").unwrap();
-        assert_eq!((arm64.for_variant("arm64-rust").tests.len(), arm64.for_variant("rust").tests.len()), (1, 0));
-        // What the guest reads has no `only=`: its init strips only `needs=`.
-        assert_eq!(p.for_variant("rust").render(), "a ktap 9 x\nb ktap 9 needs=x sh -c x\n");
+        assert_eq!((arm64.for_variant(&v("arm64-rust")).tests.len(), arm64.for_variant(&v("rust")).tests.len()), (1, 0));
+        // A base selects every variant of it, and no other base's.
+        let lts = Plan::parse("a ktap 9 only=6.12 x\nb ktap 9 only=mainline/c y\n", "plan").unwrap();
+        assert_eq!(lts.for_variant(&v("arm64-rust")).tests.len(), 1);
+        let c = Variant::parse(Base::Mainline, "c");
+        assert_eq!(lts.for_variant(&c).tests.into_iter().map(|t| t.name).collect::<Vec<_>>(), ["b"]);
+        assert!(lts.check_variants(&[c.clone()]).unwrap_err().to_string().contains("only=6.12"));
+        lts.check_variants(&[c, v("rust")]).unwrap();
+        // A variant's plan has no `only=`, and what its guest reads no
+        // qualifier at all.
+        assert_eq!(p.for_variant(&v("rust")).render(), "a ktap 9 x\nb ktap 9 needs=x sh -c x\n");
+        assert_eq!(p.for_variant(&v("rust")).guest_lines(), "a ktap 9 x\nb ktap 9 sh -c x\n");
     }
 
     #[test]
@@ -258,6 +342,26 @@ mod tests {
         for bad in ["b ktap 9 only= x\n", "b ktap 9 only=a only=b x\n", "b ktap 9 needs=,, x\n"] {
             assert!(Plan::parse(bad, "p").unwrap_err().to_string().contains("must be given once"), "{bad}");
         }
+    }
+
+    #[test]
+    fn baselines_and_explained_differences() {
+        let text = "v ktap 9 baseline=c needs=run_vmtests.sh,cow run_vmtests.sh -t cow\n\
+                    differs v debug gup_test -a -n 1 -- KASAN is slower\n";
+        let p = Plan::parse(text, "p").unwrap();
+        assert_eq!(p.tests[0].baseline.as_deref(), Some("c"));
+        assert_eq!(p.tests[0].selftests(), ["run_vmtests.sh", "cow"]);
+        assert_eq!(optional("uffd-wp-mremap?"), Some("uffd-wp-mremap"));
+        assert_eq!(optional("cow"), None);
+        let d = &p.differs[0];
+        assert_eq!((d.test.as_str(), d.word.as_str(), d.case.as_str()), ("v", "debug", "gup_test -a -n 1"));
+        assert_eq!(d.reason, "KASAN is slower");
+        assert_eq!(Plan::parse(&p.render(), "again").unwrap(), p);
+        for bad in ["differs v debug -- why\n", "differs v debug x --\n", "differs v debug x\n"] {
+            assert!(Plan::parse(&format!("{text}{bad}"), "p").is_err(), "{bad}");
+        }
+        let e = Plan::parse("a ktap 9 x\ndiffers a c x -- y\n", "p").unwrap_err().to_string();
+        assert!(e.contains("names no test with a baseline="), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::arch::Arch;
 use crate::plan::Plan;
 use crate::results::HostOutcome;
+use crate::root::Root;
 
 /// The arm64 guest's CPU: `max` (every feature QEMU emulates: LSE atomics,
 /// LPA2, ...), with QEMU's cheap implementation-defined pointer
@@ -46,10 +47,10 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// The QEMU command line. KVM is never used: on these machines guests
-    /// hang under it.
-    pub fn command(&self) -> Command {
-        let mut c = Command::new(&self.qemu);
+    /// The QEMU command line, run in the build root. KVM is never used: on
+    /// these machines guests hang under it.
+    pub fn command(&self, root: &Root) -> Command {
+        let mut c = root.command(&self.qemu);
         if self.icount {
             c.args(["-accel", "tcg,thread=single", "-icount", "shift=0,sleep=off"]);
         } else {
@@ -242,7 +243,7 @@ mod tests {
     }
 
     fn args(m: &Machine) -> String {
-        let c = m.command();
+        let c = m.command(&Root::new("/nonexistent", vec![]));
         c.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
     }
 

@@ -43,7 +43,7 @@ fn fmt_secs(s: Option<f64>) -> String {
 
 /// The per-test table, then every kernel report's excerpt.
 pub fn table(rows: &[TestResult]) -> String {
-    let w_var = rows.iter().map(|r| r.variant.len()).max().unwrap_or(0).max(7);
+    let w_var = rows.iter().map(|r| r.variant.to_string().len()).max().unwrap_or(0).max(7);
     let w_test = rows.iter().map(|r| r.test.len()).max().unwrap_or(0).max(4);
     let mut s = String::new();
     let _ = writeln!(s, "{:w_var$}  {:w_test$}  {:7}  {:>7}  detail", "variant", "test", "result", "time");
@@ -51,7 +51,7 @@ pub fn table(rows: &[TestResult]) -> String {
         let _ = writeln!(
             s,
             "{:w_var$}  {:w_test$}  {:7}  {:>7}  {}",
-            r.variant,
+            r.variant.to_string(),
             r.test,
             r.status.label(),
             fmt_secs(r.secs),
@@ -89,7 +89,7 @@ mod tests {
 
     fn row(test: &str, status: Status) -> TestResult {
         TestResult {
-            variant: "rust".into(),
+            variant: crate::variant::Variant::parse(crate::base::Base::Lts612, "rust"),
             test: test.into(),
             status,
             secs: Some(1.25),
@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(closing_line(&t), "1 passed, 4 failed, 1 skipped");
         assert_eq!(closing_line(&Totals { passed: 3, failed: 0, skipped: 0 }), "3 passed, 0 failed");
         let tab = table(&rows);
-        assert!(tab.contains("rust     b     CRASH"), "{tab}");
+        assert!(tab.contains("6.12/rust  b     CRASH"), "{tab}");
         assert!(tab.contains("1.2s") || tab.contains("1.3s"), "{tab}");
     }
 }

@@ -10,10 +10,11 @@ use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::LazyLock;
 
 use crate::plan::{Format, Plan};
+use crate::root::Root;
+use crate::variant::Variant;
 
 /// The outcome of one row of the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -72,7 +73,7 @@ pub struct Splat {
 /// One row of the report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TestResult {
-    pub variant: String,
+    pub variant: Variant,
     pub test: String,
     pub status: Status,
     /// Seconds the test ran, as the guest measured it.
@@ -85,9 +86,9 @@ pub struct TestResult {
 
 impl TestResult {
     /// A row with no time, cases or splats yet.
-    pub fn new(variant: &str, test: &str, status: Status, detail: String) -> Self {
+    pub fn new(variant: &Variant, test: &str, status: Status, detail: String) -> Self {
         Self {
-            variant: variant.into(),
+            variant: variant.clone(),
             test: test.into(),
             status,
             secs: None,
@@ -112,16 +113,18 @@ pub trait KtapParser {
     fn parse(&self, name: &str, text: &str) -> Result<Vec<Case>>;
 }
 
-/// The kernel's KTAP parser, run as `kunit.py parse --json`.
+/// The kernel's KTAP parser, run as `kunit.py parse --json` with the build
+/// root's python3.
 pub struct KunitPy {
     /// tools/testing/kunit/kunit.py in the kernel tree.
     pub script: PathBuf,
-    /// Where the section files and JSON go.
+    /// Where the section files and JSON go (shared with the root).
     pub workdir: PathBuf,
+    pub root: Root,
 }
 
 impl KunitPy {
-    pub fn new(tree: &Path, workdir: &Path) -> Result<Self> {
+    pub fn new(root: &Root, tree: &Path, workdir: &Path) -> Result<Self> {
         let script = tree.join("tools/testing/kunit/kunit.py");
         if !script.is_file() {
             bail!(
@@ -129,7 +132,7 @@ impl KunitPy {
                 script.display()
             );
         }
-        Ok(Self { script, workdir: workdir.to_path_buf() })
+        Ok(Self { script, workdir: workdir.to_path_buf(), root: root.clone() })
     }
 }
 
@@ -174,13 +177,15 @@ impl KtapParser for KunitPy {
         std::fs::write(&input, text)?;
         let _ = std::fs::remove_file(&json);
         // kunit.py exits non-zero when tests failed; the JSON still tells.
-        let out = Command::new("python3")
+        let out = self
+            .root
+            .command("python3")
             .arg(&self.script)
             .arg("parse")
             .arg(format!("--json={}", json.display()))
             .arg(&input)
             .output()
-            .context("cannot run python3 for the kernel's KTAP parser (install python3)")?;
+            .context("cannot run the build root's python3 for the kernel's KTAP parser")?;
         std::fs::write(self.workdir.join(format!("{name}.parsed")), &out.stdout)?;
         let data = std::fs::read_to_string(&json)
             .with_context(|| format!("kunit.py wrote no JSON for {name}:\n{}", String::from_utf8_lossy(&out.stderr)))?;
@@ -288,7 +293,13 @@ struct Section {
 
 /// Reads one variant's serial log into report rows: `boot`, each planned
 /// test, and `shutdown` (the end-of-run sentinel).
-pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, ktap: &dyn KtapParser) -> Vec<TestResult> {
+pub fn analyse(
+    variant: &Variant,
+    log: &str,
+    plan: &Plan,
+    outcome: &HostOutcome,
+    ktap: &dyn KtapParser,
+) -> Vec<TestResult> {
     let lines: Vec<&str> = log.lines().collect();
     let mut boot = Section { name: "boot".into(), ..Default::default() };
     let mut sections: Vec<Section> = Vec::new();
@@ -363,7 +374,7 @@ pub fn analyse(variant: &str, log: &str, plan: &Plan, outcome: &HostOutcome, kta
     // The kernel's own KUnit suites (Rust doctests among them) run at boot.
     if boot.lines.iter().any(|l| l.contains("KTAP version 1")) {
         let mut k = row("kunit", Status::Pass, String::new());
-        match ktap.parse(&format!("{variant}-kunit"), &boot.lines.join("\n")) {
+        match ktap.parse(&format!("{}-kunit", variant.name()), &boot.lines.join("\n")) {
             Ok(cases) => judge_cases(&mut k, cases, 0),
             Err(e) => {
                 k.status = Status::Fail;
@@ -454,7 +465,7 @@ fn judge(
     ms: u64,
     lines: &[String],
     ktap: &dyn KtapParser,
-    variant: &str,
+    variant: &Variant,
 ) {
     let timed_out = test.timeout > 0 && (rc == 124 || rc == 143) && ms + 2000 >= test.timeout * 1000;
     if timed_out {
@@ -475,7 +486,7 @@ fn judge(
     let text = lines.join("\n");
     match test.format {
         Format::Exit => {}
-        Format::Ktap => match ktap.parse(&format!("{variant}-{}", test.name), &text) {
+        Format::Ktap => match ktap.parse(&format!("{}-{}", variant.name(), test.name), &text) {
             Ok(cases) => r.cases = cases,
             Err(e) => {
                 r.status = Status::Fail;

@@ -2,12 +2,13 @@
 //!
 //! `git format-patch --cover-letter --base` writes the series with a
 //! Signed-off-by from the sender's git identity. The cover letter takes its
-//! subject and text from `patches/0000-cover-letter.patch`, and its
+//! subject and text from `patches/<base>/0000-cover-letter.patch`, and its
 //! shortlog, diffstat and base-commit from the series as it is. Each mail
 //! gets To and Cc from get_maintainer.pl; the cover letter goes to everyone
 //! any patch goes to.
 //!
-//! Without `--really` it is a dry run (`git send-email --dry-run`). With
+//! `git send-email` is the build root's. Without `--really` it is a dry run
+//! (`git send-email --dry-run`). With
 //! `--loopback` it sends for real, to a mail server of its own on 127.0.0.1
 //! ([`crate::smtp`]), then applies what arrived with `git am` on a fresh
 //! checkout of `base` and checks that the result is the tree's, byte for
@@ -20,78 +21,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::LazyLock;
 
-use crate::check::{self, Recipients};
+use crate::base::Base;
 use crate::cmd;
+use crate::cover::{format_patch, header, read_cover, split_ident, split_mail};
+use crate::git::{self, git, series_files, tree_id, BASE_TAG};
 use crate::layout::Layout;
+use crate::maintainers::{self, union, Maintainers, Recipients};
+use crate::root::Root;
 use crate::smtp;
-use crate::tree::{self, git, BASE_TAG, COVER_LETTER};
-
-/// What the kept cover letter contributes: the subject and the text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cover {
-    /// The subject prefix inside the brackets, without the numbers
-    /// (`PATCH RFC`).
-    pub prefix: String,
-    /// The subject after the brackets.
-    pub title: String,
-    /// The text before the shortlog.
-    pub blurb: String,
-}
-
-/// `[PATCH RFC 00/15] title`
-static SUBJECT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\[(.*?) ?\d+/\d+\] (.*)$").expect("valid regex"));
-/// The shortlog's first line: `Author Name (15):`.
-static SHORTLOG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\S.* \(\d+\):$").expect("valid regex"));
-
-/// The header block of a mail (up to the first empty line) and its body.
-fn split_mail(text: &str) -> (&str, &str) {
-    match text.find("\n\n") {
-        Some(i) => (&text[..=i], &text[i + 2..]),
-        None => (text, ""),
-    }
-}
-
-/// A header's value, with folded lines joined.
-fn header(headers: &str, name: &str) -> Option<String> {
-    let mut lines = headers.lines().peekable();
-    while let Some(l) = lines.next() {
-        let Some(v) = l.strip_prefix(name).and_then(|r| r.strip_prefix(':')) else { continue };
-        let mut v = v.trim().to_string();
-        while let Some(next) = lines.next_if(|n| n.starts_with([' ', '\t'])) {
-            v.push(' ');
-            v.push_str(next.trim());
-        }
-        return Some(v);
-    }
-    None
-}
-
-/// Reads the kept cover letter.
-pub fn parse_cover(text: &str) -> Result<Cover> {
-    let (headers, body) = split_mail(text);
-    let subject = header(headers, "Subject").context("the cover letter has no Subject header")?;
-    let c = SUBJECT
-        .captures(&subject)
-        .with_context(|| format!("the cover letter's subject `{subject}` is not `[PREFIX NN/MM] title`"))?;
-    let mut blurb: Vec<&str> = body.lines().take_while(|l| !SHORTLOG.is_match(l)).collect();
-    while blurb.last().is_some_and(|l| l.trim().is_empty()) {
-        blurb.pop();
-    }
-    if blurb.is_empty() {
-        bail!("the cover letter has no text before its shortlog");
-    }
-    Ok(Cover { prefix: c[1].to_string(), title: c[2].to_string(), blurb: blurb.join("\n") })
-}
-
-/// Fills the cover letter that format-patch generated with `cover`.
-pub fn fill_cover(generated: &str, cover: &Cover) -> Result<String> {
-    for mark in ["*** SUBJECT HERE ***", "*** BLURB HERE ***"] {
-        if !generated.contains(mark) {
-            bail!("format-patch's cover letter has no `{mark}` to fill");
-        }
-    }
-    Ok(generated.replacen("*** SUBJECT HERE ***", &cover.title, 1).replacen("*** BLURB HERE ***", &cover.blurb, 1))
-}
+use crate::tree::COVER_LETTER;
 
 /// Adds To and Cc headers, one address per line, at the end of a mail's
 /// header block.
@@ -109,27 +47,6 @@ pub fn add_recipients(mail: &str, r: &Recipients) -> String {
     s
 }
 
-/// Everyone any of `all` goes to, first seen first; an address that is a
-/// To anywhere is not also a Cc.
-pub fn union(all: &[Recipients]) -> Recipients {
-    let mut out = Recipients::default();
-    for r in all {
-        for a in &r.to {
-            if !out.to.contains(a) {
-                out.to.push(a.clone());
-            }
-        }
-    }
-    for r in all {
-        for a in &r.cc {
-            if !out.to.contains(a) && !out.cc.contains(a) {
-                out.cc.push(a.clone());
-            }
-        }
-    }
-    out
-}
-
 /// The series as mail: the files in sending order (cover letter first) and
 /// each one's recipients.
 pub struct Series {
@@ -137,79 +54,8 @@ pub struct Series {
     pub recipients: Vec<Recipients>,
 }
 
-/// How the recipients of one patch file are found.
-pub type Maintainers<'a> = &'a dyn Fn(&Path) -> Result<Recipients>;
-
-/// get_maintainer.pl of the tree, as `make check` runs it.
-pub fn get_maintainer(tree: &Path) -> impl Fn(&Path) -> Result<Recipients> + '_ {
-    move |patch: &Path| Ok(check::parse_maintainers(&cmd::output(&mut check::get_maintainer(tree, patch))?))
-}
-
-/// The sender's identity (`Name <address>`) as git is configured in
-/// `tree`, or `None` when no name or address is set.
-pub fn sender(tree: &Path) -> Option<String> {
-    let name = tree::identity_part(tree, "GIT_COMMITTER_NAME", "user.name")?;
-    let email = tree::identity_part(tree, "GIT_COMMITTER_EMAIL", "user.email")?;
-    Some(format!("{name} <{email}>"))
-}
-
 /// The identity the loopback round trip sends as when git has none.
 pub const LOOPBACK_SENDER: &str = "lab round trip <lab@localhost>";
-
-/// `Name <address>` as its two parts.
-fn split_ident(ident: &str) -> Result<(&str, &str)> {
-    tree::split_ident(ident).with_context(|| format!("`{ident}` is not `Name <address>`"))
-}
-
-/// Reads the kept cover letter.
-fn read_cover(cover_file: &Path) -> Result<Cover> {
-    let text = fs::read_to_string(cover_file)
-        .with_context(|| format!("cannot read the cover letter {}", cover_file.display()))?;
-    parse_cover(&text).with_context(|| format!("in {}", cover_file.display()))
-}
-
-/// `git format-patch --cover-letter --base` of the series into `dir`,
-/// signed off by `from` if given, the cover letter filled with `cover`;
-/// returns the files in order, the cover letter first.
-fn format_patch(tree: &Path, dir: &Path, cover: &Cover, from: Option<&str>) -> Result<Vec<PathBuf>> {
-    let _ = fs::remove_dir_all(dir);
-    fs::create_dir_all(dir)?;
-    let mut c = git(tree);
-    // No To, Cc or threading from the developer's format.* configuration:
-    // the lab adds the recipients, and send-email threads.
-    c.args(["format-patch", "--cover-letter", "--no-signature", "--encode-email-headers"])
-        .args(["--no-to", "--no-cc", "--no-thread"])
-        .arg(format!("--base={BASE_TAG}"))
-        .arg(format!("--subject-prefix={}", cover.prefix));
-    match from {
-        Some(from) => {
-            let (name, email) = split_ident(from)?;
-            c.arg("--signoff").env("GIT_COMMITTER_NAME", name).env("GIT_COMMITTER_EMAIL", email);
-        }
-        // The kept copy does not depend on the commits' hashes.
-        None => {
-            c.arg("--zero-commit");
-        }
-    }
-    let out = cmd::output(c.arg("-o").arg(dir).arg(format!("{BASE_TAG}..HEAD")))?;
-    let files: Vec<PathBuf> = out.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
-    let Some(first) = files.first() else { bail!("the series is empty: nothing to send") };
-    fs::write(first, fill_cover(&fs::read_to_string(first)?, cover)?)?;
-    Ok(files)
-}
-
-/// The kept cover letter brought up to date with the series: its subject
-/// and text, with the shortlog, diffstat and base-commit of the tree's
-/// series. `None` if only its date would change.
-pub fn refresh_cover_letter(tree: &Path, cover_file: &Path, scratch: &Path) -> Result<Option<String>> {
-    let cover = read_cover(cover_file)?;
-    let files = format_patch(tree, scratch, &cover, None)?;
-    let new = fs::read_to_string(&files[0])?;
-    let _ = fs::remove_dir_all(scratch);
-    let undated = |t: &str| t.lines().filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\n");
-    let old = fs::read_to_string(cover_file)?;
-    Ok((undated(&old) != undated(&new)).then_some(new))
-}
 
 /// Writes the series from `base` to the tree's HEAD as mail into `dir`,
 /// signed off by `from` (`Name <address>`).
@@ -230,10 +76,21 @@ pub fn format(tree: &Path, cover_file: &Path, dir: &Path, from: &str, maintainer
     Ok(Series { files, recipients })
 }
 
-/// `git send-email` for `files`, from `from`, with the developer's own
-/// configuration (SMTP server, identity) unless `isolated`.
-fn send_email(tree: &Path, from: &str, files: &[PathBuf], isolated: bool) -> Result<Command> {
-    let mut c = Command::new("git");
+/// `git send-email` (the root's) for `files`, from `from`, with the
+/// developer's own configuration (SMTP server, identity: their home is
+/// shared with the root for it) unless `isolated`.
+fn send_email(root: &Root, tree: &Path, from: &str, files: &[PathBuf], isolated: bool) -> Result<Command> {
+    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_dir() && !isolated);
+    let mut c = match &home {
+        Some(h) => {
+            let mut shared = root.shared.clone();
+            shared.push(h.clone());
+            let mut c = Root::new(&root.dir, shared).command("git");
+            c.env("HOME", h);
+            c
+        }
+        None => root.command("git"),
+    };
     c.arg("-C").arg(tree);
     if isolated {
         let (name, email) = split_ident(from)?;
@@ -256,11 +113,6 @@ fn send_email(tree: &Path, from: &str, files: &[PathBuf], isolated: bool) -> Res
     Ok(c)
 }
 
-/// The tree of a commit.
-fn tree_id(repo: &Path, rev: &str) -> Result<String> {
-    Ok(cmd::output(git(repo).args(["rev-parse", &format!("{rev}^{{tree}}")]))?.trim().to_string())
-}
-
 /// What a round trip received, checked against what was sent.
 pub struct RoundTrip {
     pub messages: usize,
@@ -273,7 +125,7 @@ pub struct RoundTrip {
 ///
 /// `work` holds the received messages, the logs and the checkout (removed
 /// after a match).
-pub fn round_trip(tree: &Path, from: &str, series: &Series, work: &Path) -> Result<RoundTrip> {
+pub fn round_trip(root: &Root, tree: &Path, from: &str, series: &Series, work: &Path) -> Result<RoundTrip> {
     let server = smtp::Server::start()?;
     let _ = fs::remove_dir_all(work);
     fs::create_dir_all(work)?;
@@ -284,7 +136,7 @@ pub fn round_trip(tree: &Path, from: &str, series: &Series, work: &Path) -> Resu
         server.port(),
         log.display()
     );
-    let mut c = send_email(tree, from, &series.files, true)?;
+    let mut c = send_email(root, tree, from, &series.files, true)?;
     c.args(["--smtp-server=127.0.0.1", "--smtp-encryption=none"]);
     c.arg(format!("--smtp-server-port={}", server.port()));
     cmd::run_logged(&mut c, &log, |_| {}).context("git send-email could not deliver the series on loopback")?;
@@ -352,7 +204,7 @@ fn sparse_checkout(tree: &Path, dir: &Path) -> Result<()> {
     let mut set = git(dir);
     set.args(["sparse-checkout", "set", "--no-cone"]);
     // Anchored patterns: exactly these paths.
-    set.args(check::series_files(tree)?.iter().filter(|f| !f.is_empty()).map(|f| format!("/{f}")));
+    set.args(series_files(tree)?.iter().filter(|f| !f.is_empty()).map(|f| format!("/{f}")));
     cmd::output(&mut set)?;
     cmd::output(git(dir).args(["checkout", "--quiet", "--detach", BASE_TAG]))?;
     Ok(())
@@ -414,9 +266,13 @@ fn apply_and_compare(tree: &Path, checkout: &Path, mails: &[PathBuf], from: &str
 /// send with the developer's git configuration (`really`), or the loopback
 /// round trip. The caller has brought the tree up to date with patches/
 /// (`pipeline::prepare`, which refuses a dirty or diverged tree).
-pub fn run(layout: &Layout, really: bool, loopback: bool) -> Result<bool> {
-    let tree = layout.tree();
-    let from = match sender(&tree) {
+pub fn run(layout: &Layout, root: &Root, base: Base, really: bool, loopback: bool) -> Result<bool> {
+    let tree = layout.tree(base);
+    if crate::tree::read_series(&layout.patches(base))?.is_empty() {
+        println!("make send: the {base} series is empty: nothing to send");
+        return Ok(true);
+    }
+    let from = match git::sender(&tree) {
         Some(s) => s,
         None if loopback => LOOPBACK_SENDER.to_string(),
         None => bail!(
@@ -424,9 +280,9 @@ pub fn run(layout: &Layout, really: bool, loopback: bool) -> Result<bool> {
              `git config --global user.name 'Your Name'` and `git config --global user.email you@example.org`"
         ),
     };
-    let dir = layout.build.join("send");
-    let gm = get_maintainer(&tree);
-    let series = format(&tree, &layout.patches().join(COVER_LETTER), &dir.join("mail"), &from, &gm)?;
+    let dir = layout.base_dir(base).join("send");
+    let gm = maintainers::lookup(root, &tree);
+    let series = format(&tree, &layout.patches(base).join(COVER_LETTER), &dir.join("mail"), &from, &gm)?;
     for (f, r) in series.files.iter().zip(&series.recipients) {
         let text = fs::read_to_string(f)?;
         let subject = header(split_mail(&text).0, "Subject").unwrap_or_default();
@@ -434,7 +290,7 @@ pub fn run(layout: &Layout, really: bool, loopback: bool) -> Result<bool> {
     }
     println!("mail: {}", dir.join("mail").display());
     if loopback {
-        let rt = round_trip(&tree, &from, &series, &dir.join("loopback"))?;
+        let rt = round_trip(root, &tree, &from, &series, &dir.join("loopback"))?;
         println!(
             "make send: round trip passed: {} messages through git send-email to 127.0.0.1, {} envelope \
              recipients, git am on base gives tree {}, the lab's tree",
@@ -442,7 +298,7 @@ pub fn run(layout: &Layout, really: bool, loopback: bool) -> Result<bool> {
         );
         return Ok(true);
     }
-    let mut c = send_email(&tree, &from, &series.files, false)?;
+    let mut c = send_email(root, &tree, &from, &series.files, false)?;
     if !really {
         c.arg("--dry-run");
     }
@@ -485,26 +341,8 @@ mod tests {
         Why.\n\nWhat.\n\nA U Thor (2):\n  one\n  two\n\n a | 1 +\n";
 
     #[test]
-    fn the_kept_cover_letter_gives_prefix_title_and_text() {
-        let c = parse_cover(KEPT).unwrap();
-        assert_eq!(c.prefix, "PATCH RFC");
-        assert_eq!(c.title, "mm: a long title that git folds over two lines");
-        assert_eq!(c.blurb, "Why.\n\nWhat.");
-        let filled =
-            fill_cover("Subject: [PATCH RFC 0/3] *** SUBJECT HERE ***\n\n*** BLURB HERE ***\n\nX (3):\n", &c).unwrap();
-        assert!(filled.starts_with("Subject: [PATCH RFC 0/3] mm: a long title"));
-        assert!(filled.contains("\n\nWhy.\n\nWhat.\n\nX (3):"));
-        assert!(fill_cover("no marks", &c).is_err());
-        assert!(parse_cover("Subject: no brackets\n\ntext\n").is_err());
-    }
-
-    #[test]
-    fn recipients_go_in_the_headers_and_the_cover_letter_gets_them_all() {
+    fn recipients_go_in_the_headers() {
         let a = Recipients { to: vec!["M <m@x>".into()], cc: vec!["l@x".into()], lists: vec![] };
-        let b = Recipients { to: vec!["N <n@x>".into()], cc: vec!["l@x".into(), "M <m@x>".into()], lists: vec![] };
-        let u = union(&[a.clone(), b]);
-        assert_eq!(u.to, ["M <m@x>", "N <n@x>"]);
-        assert_eq!(u.cc, ["l@x"]);
         let m = add_recipients("From: me\nSubject: s\n\nbody\n\nmore\n", &a);
         assert_eq!(m, "From: me\nSubject: s\nTo: M <m@x>\nCc: l@x\n\nbody\n\nmore\n");
         assert_eq!(address("M <m@x>"), "m@x");
@@ -551,11 +389,11 @@ mod tests {
 
     #[test]
     fn the_series_makes_a_round_trip_through_git_send_email() {
-        if cmd::output(Command::new("git").args(["send-email", "--help"])).is_err() {
-            // setup installs git-email; without it the test cannot say anything.
-            panic!("git send-email is missing: install Debian's git-email (`lab setup` does)");
-        }
         let dir = tempfile::tempdir().unwrap();
+        // The build root's git send-email, with the test's folder shared.
+        let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+        assert!(layout.root().join("usr/bin").is_dir(), "no build root: run `lab setup` (make test does) first");
+        let root = Root::new(layout.root(), vec![dir.path().to_path_buf()]);
         let (repo, cover) = fixture(dir.path());
         let series = format(&repo, &cover, &dir.path().join("mail"), "Sen Der <s@example.org>", &fixed).unwrap();
         assert_eq!(series.files.len(), 3);
@@ -566,7 +404,7 @@ mod tests {
         // Signed off by the sender, after the author's own sign-off.
         let second = fs::read_to_string(&series.files[1]).unwrap();
         assert!(second.contains("Signed-off-by: A U Thor <a@example.org>\nSigned-off-by: Sen Der <s@example.org>\n"));
-        let rt = round_trip(&repo, "Sen Der <s@example.org>", &series, &dir.path().join("rt")).unwrap();
+        let rt = round_trip(&root, &repo, "Sen Der <s@example.org>", &series, &dir.path().join("rt")).unwrap();
         assert_eq!(rt.messages, 3);
         assert_eq!(rt.tree, tree_id(&repo, "HEAD").unwrap());
 

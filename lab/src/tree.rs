@@ -1,5 +1,6 @@
-//! The kernel work tree: the Debian source committed and tagged `base`,
-//! with the series in `patches/` applied on top by `git am -3`.
+//! The kernel work tree of a base: the Debian source committed and tagged
+//! `base`, with the base's series (`patches/<base>/`) applied on top by
+//! `git am -3`.
 //!
 //! The tree belongs to the developer as much as to the lab: the lab never
 //! discards commits or changes that are not in `patches/` unless told to,
@@ -12,27 +13,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 
+use crate::base::{Base, Source};
 use crate::cmd;
+use crate::git::{committer_env, git, split_ident, BASE_TAG};
 use crate::layout::Layout;
 use crate::progress::Progress;
-
-/// The tag on the commit holding the unpacked Debian source.
-pub const BASE_TAG: &str = "base";
+use crate::root::Root;
 /// The file in `patches/` that gives the order of the series.
 pub const SERIES: &str = "series";
 /// A cover letter kept in `patches/` but not applied.
 pub const COVER_LETTER: &str = "0000-cover-letter.patch";
-
-/// A git command on `tree` with a fixed, machine-independent environment.
-pub fn git(tree: &Path) -> Command {
-    let mut c = Command::new("git");
-    c.arg("-C").arg(tree);
-    // Output that ends up in patches/ must not depend on the user's config.
-    c.args(["-c", "diff.algorithm=myers", "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false"]);
-    c.args(["-c", "format.signature=", "-c", "core.abbrev=12", "-c", "advice.detachedHead=false"]);
-    c.env("GIT_TERMINAL_PROMPT", "0");
-    c
-}
 
 /// The patches listed in `patches/series`, in order.
 pub fn read_series(patches: &Path) -> Result<Vec<PathBuf>> {
@@ -59,50 +49,60 @@ pub fn read_series(patches: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Creates the base tree from the Debian source tarball if it is not there.
+/// Creates the work tree of `base` from its Debian source tarball (in the
+/// build root) if it is not there.
 ///
 /// The commit's author is the package's maintainer and its date the
 /// tarball's, so the same package version gives the same `base` commit on
 /// every machine.
-pub fn ensure_base(layout: &Layout, tarball: &Path, version: &str) -> Result<()> {
-    let tree = layout.tree();
+pub fn ensure_base(layout: &Layout, root: &Root, base: Base, source: &Source) -> Result<()> {
+    let tree = layout.tree(base);
     if tree.join(".git").is_dir() {
         let recorded = cmd::output(git(&tree).args(["config", "--get", "lab.base-version"])).unwrap_or_default();
-        let recorded = recorded.trim();
-        if recorded != version {
+        let recorded_pkg = cmd::output(git(&tree).args(["config", "--get", "lab.base-package"])).unwrap_or_default();
+        let (recorded, recorded_pkg) = (recorded.trim(), recorded_pkg.trim());
+        if recorded != source.version || (!recorded_pkg.is_empty() && recorded_pkg != source.package) {
             eprintln!(
-                "lab: note: {} is based on linux-source-6.12 {recorded}, but {version} is installed. \
-                 The lab keeps the old base; to move on, save your work with `make export`, \
+                "lab: note: {} is based on {recorded_pkg} {recorded}, but the build root has {} {}. \
+                 The lab keeps the old base; to move on, save your work with `make export BASE={base}`, \
                  remove {} and run again.",
                 tree.display(),
+                source.package,
+                source.version,
                 tree.display()
             );
         }
         return Ok(());
     }
-    let tmp = layout.build.join("linux.unpacking");
+    let tarball = root.host_path(&source.tarball);
+    let tmp = layout.base_dir(base).join("linux.unpacking");
     if tmp.exists() {
         fs::remove_dir_all(&tmp).with_context(|| format!("cannot remove the partial unpack {}", tmp.display()))?;
     }
     fs::create_dir_all(&tmp)?;
-    unpack(tarball, &tmp)?;
+    unpack(&tarball, &tmp)?;
     let dropped_ignore = drop_debian_ignore_rule(&tmp.join(".gitignore"))?;
 
-    let maintainer = cmd::output(Command::new("dpkg-query").args(["-W", "-f", "${Maintainer}", "linux-source-6.12"]))
-        .unwrap_or_default();
+    let maintainer =
+        cmd::output(root.command("dpkg-query").args(["-W", "-f", "${Maintainer}", &source.package])).unwrap_or_default();
     let (name, email) =
         split_ident(maintainer.trim()).unwrap_or(("Debian Kernel Team", "debian-kernel@lists.debian.org"));
-    let mtime = fs::metadata(tarball)?.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let mtime = fs::metadata(&tarball)?.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let date = format!("@{mtime} +0000");
-    let spinner = Progress::spinner("base tree", "committing the unpacked source");
+    let spinner = Progress::spinner(&format!("{base} tree"), "committing the unpacked source");
     cmd::output(git(&tmp).args(["init", "-q", "-b", "main"]))?;
-    cmd::output(git(&tmp).args(["config", "lab.base-version", version]))?;
-    // No background repack of the 86,000 new objects while kernels build.
+    cmd::output(git(&tmp).args(["config", "lab.base-version", &source.version]))?;
+    cmd::output(git(&tmp).args(["config", "lab.base-package", &source.package]))?;
+    // No background repack of the 90,000 new objects while kernels build.
     cmd::output(git(&tmp).args(["config", "gc.auto", "0"]))?;
     cmd::output(git(&tmp).args(["add", "-A", "-f", "."]))?;
-    let kver = kernel_version(&tmp).unwrap_or_else(|_| "6.12".into());
-    let mut msg =
-        format!("Linux {kver}\n\nUnpacked from Debian's linux-source-6.12 {version} ({}).", tarball.display());
+    let kver = kernel_version(&tmp)?;
+    let mut msg = format!(
+        "Linux {kver}\n\nUnpacked from Debian's {} {} ({}).",
+        source.package,
+        source.version,
+        source.tarball.display()
+    );
     if dropped_ignore {
         msg.push_str(
             "\n\nDebian's rule at the end of .gitignore that ignores every top-level\n\
@@ -123,7 +123,7 @@ pub fn ensure_base(layout: &Layout, tarball: &Path, version: &str) -> Result<()>
     cmd::output(git(&tmp).args(["tag", BASE_TAG]))?;
     spinner.finish();
     fs::rename(&tmp, &tree)?;
-    eprintln!("lab: base tree at {} (Linux {kver}, Debian {version})", tree.display());
+    eprintln!("lab: {base} tree at {} (Linux {kver}, Debian {} {})", tree.display(), source.package, source.version);
     Ok(())
 }
 
@@ -142,12 +142,6 @@ pub fn drop_debian_ignore_rule(gitignore: &Path) -> Result<bool> {
         }
         None => Ok(false),
     }
-}
-
-/// `Name <address>` as its two parts.
-pub fn split_ident(s: &str) -> Option<(&str, &str)> {
-    let (name, rest) = s.split_once('<')?;
-    Some((name.trim(), rest.trim_end_matches('>').trim()))
 }
 
 /// `VERSION.PATCHLEVEL.SUBLEVEL` from the tree's top Makefile.
@@ -205,11 +199,15 @@ impl<R: std::io::Read> std::io::Read for CountingReader<R> {
     }
 }
 
-/// Where the work tree stands relative to `base` and `patches/`.
+/// Where the work tree stands relative to `base` and the series folder.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TreeState {
-    /// The commits after `base` are exactly the series in `patches/`.
-    UpToDate,
+    /// The commits after `base` are the series: the same changes (by `git
+    /// patch-id`) with the same authors and messages. `stale` names the
+    /// series files that still differ in bytes from an export of the tree
+    /// (index lines, hunk offsets after a rebase): `make export` refreshes
+    /// them, and nothing needs applying again.
+    UpToDate { stale: Vec<String> },
     /// Only `base` is checked out (or the lab's own earlier apply): safe to
     /// (re)apply.
     Replaceable,
@@ -217,7 +215,7 @@ pub enum TreeState {
     AmInProgress,
     /// Uncommitted changes to tracked files.
     Dirty(String),
-    /// Commits after `base` that differ from `patches/`.
+    /// Commits after `base` that differ from the series.
     Diverged(Vec<String>),
 }
 
@@ -247,69 +245,182 @@ fn format_patches(tree: &Path, dir: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Compares the tree's commits after `base` with `patches/`.
-pub fn state(layout: &Layout) -> Result<TreeState> {
-    let tree = layout.tree();
+/// What makes a patch the same patch: its change, as `git patch-id
+/// --stable` sees it (whitespace, index lines and hunk offsets do not
+/// count), its author and its message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PatchIdentity {
+    pub patch_id: String,
+    pub author: String,
+    pub message: String,
+}
+
+/// `git patch-id --stable` of format-patch text holding one or more
+/// patches, in order.
+fn patch_ids(tree: &Path, text: &[u8]) -> Result<Vec<String>> {
+    use std::io::Write as _;
+    let mut child = git(tree)
+        .args(["patch-id", "--stable"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run git patch-id")?;
+    let mut stdin = child.stdin.take().context("git patch-id's input")?;
+    let input = text.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output()?;
+    writer.join().map_err(|_| anyhow!("git patch-id's writer panicked"))??;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect())
+}
+
+/// The identities of the commits after `base`, in order.
+pub fn commit_identities(tree: &Path) -> Result<Vec<PatchIdentity>> {
+    let range = format!("{BASE_TAG}..HEAD");
+    let log = cmd::output(git(tree).args(["log", "--reverse", "--format=%an <%ae>%x00%s%n%n%b%x00", &range]))?;
+    let stream = cmd::output(git(tree).args(["format-patch", "--stdout", "--no-signature", &range]))?;
+    let ids = patch_ids(tree, stream.as_bytes())?;
+    let fields: Vec<&str> = log.split('\0').collect();
+    let commits: Vec<(String, String)> = fields
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].trim().to_string(), normalise_message(c[1])))
+        .collect();
+    if ids.len() != commits.len() {
+        bail!("git patch-id gave {} ids for {} commits after base in {}", ids.len(), commits.len(), tree.display());
+    }
+    Ok(ids
+        .into_iter()
+        .zip(commits)
+        .map(|(patch_id, (author, message))| PatchIdentity { patch_id, author, message })
+        .collect())
+}
+
+/// The identity of a stored patch file: its patch-id, and its author and
+/// message as `git mailinfo` reads the mail (headers decoded, `[PATCH]`
+/// dropped).
+pub fn file_identity(tree: &Path, patch: &Path, scratch: &Path) -> Result<PatchIdentity> {
+    let bytes = fs::read(patch).with_context(|| format!("cannot read {}", patch.display()))?;
+    let patch_id = patch_ids(tree, &bytes)?.into_iter().next().unwrap_or_default();
+    fs::create_dir_all(scratch)?;
+    let (msg, diff) = (scratch.join("msg"), scratch.join("patch"));
+    let out = git(tree)
+        .args(["mailinfo", "-u"])
+        .arg(&msg)
+        .arg(&diff)
+        .stdin(fs::File::open(patch)?)
+        .output()
+        .context("cannot run git mailinfo")?;
+    if !out.status.success() {
+        bail!("git mailinfo cannot read {}: {}", patch.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let info = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| info.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("").trim().to_string();
+    let author = format!("{} <{}>", field("Author: "), field("Email: "));
+    let body = fs::read_to_string(&msg).unwrap_or_default();
+    let message = normalise_message(&format!("{}\n\n{body}", field("Subject: ")));
+    Ok(PatchIdentity { patch_id, author, message })
+}
+
+/// A message with trailing whitespace and blank lines at either end
+/// removed, so that git log's and git mailinfo's renderings compare equal.
+fn normalise_message(m: &str) -> String {
+    m.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
+/// Compares the tree's commits after `base` with the series of `base`.
+pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
+    let tree = layout.tree(base);
     let gitdir = tree.join(".git");
     if gitdir.join("rebase-apply").exists() {
         return Ok(TreeState::AmInProgress);
     }
-    let dirty = cmd::output(git(&tree).args(["status", "--porcelain", "--untracked-files=no"]))?;
+    let dirty = crate::git::uncommitted(&tree)?;
     if !dirty.trim().is_empty() {
         return Ok(TreeState::Dirty(dirty));
     }
-    let tmp = layout.build.join("tmp").join("state-export");
-    let _ = fs::remove_dir_all(&tmp);
-    let names = format_patches(&tree, &tmp)?;
-    let series = read_series(&layout.patches())?;
-    let same = names.len() == series.len()
-        && names.iter().zip(&series).all(|(n, p)| {
-            p.file_name().is_some_and(|f| f.to_string_lossy() == *n) && fs::read(tmp.join(n)).ok() == fs::read(p).ok()
-        });
-    let _ = fs::remove_dir_all(&tmp);
+    let series = read_series(&layout.patches(base))?;
+    let commits = commit_identities(&tree)?;
+    let scratch = layout.base_dir(base).join("tmp").join("state");
+    let mut same = commits.len() == series.len();
     if same {
-        return Ok(TreeState::UpToDate);
+        for (c, p) in commits.iter().zip(&series) {
+            if *c != file_identity(&tree, p, &scratch)? {
+                same = false;
+                break;
+            }
+        }
     }
+    if same {
+        // The same series: which stored files would an export rewrite?
+        let tmp = scratch.join("export");
+        let _ = fs::remove_dir_all(&tmp);
+        let names = format_patches(&tree, &tmp)?;
+        let stale = names
+            .iter()
+            .zip(&series)
+            .filter(|(n, p)| {
+                p.file_name().is_none_or(|f| f.to_string_lossy() != **n) || fs::read(tmp.join(n)).ok() != fs::read(p).ok()
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        let _ = fs::remove_dir_all(&scratch);
+        return Ok(TreeState::UpToDate { stale });
+    }
+    let _ = fs::remove_dir_all(&scratch);
     let head = head(&tree)?;
-    let base = cmd::output(git(&tree).args(["rev-parse", &format!("{BASE_TAG}^{{commit}}")]))?;
+    let base_commit = cmd::output(git(&tree).args(["rev-parse", &format!("{BASE_TAG}^{{commit}}")]))?;
     let stamp = fs::read_to_string(stamp_path(&tree)).unwrap_or_default();
-    if head == base.trim() || head == stamp.trim() {
+    if head == base_commit.trim() || head == stamp.trim() {
         return Ok(TreeState::Replaceable);
     }
     let log = cmd::output(git(&tree).args(["log", "--oneline", &format!("{BASE_TAG}..HEAD")]))?;
     Ok(TreeState::Diverged(log.lines().map(str::to_string).collect()))
 }
 
-/// Applies `patches/` to the tree, unless it already holds exactly them.
+/// Applies the series of `base` to its tree, unless it already holds it.
 ///
 /// Returns whether anything was (re)applied. With `force`, commits that are
-/// not in `patches/` are kept on a backup branch and replaced.
-pub fn apply(layout: &Layout, force: bool) -> Result<bool> {
-    let tree = layout.tree();
-    let st = state(layout)?;
+/// not in the series are kept on a backup branch and replaced.
+pub fn apply(layout: &Layout, base: Base, force: bool) -> Result<bool> {
+    let tree = layout.tree(base);
+    let st = state(layout, base)?;
     match &st {
-        TreeState::UpToDate => return Ok(false),
+        TreeState::UpToDate { stale } => {
+            if !stale.is_empty() {
+                eprintln!(
+                    "lab: note: {} holds the {base} series, but {} of its files in {} differ from an export in \
+                     bytes only (index lines, hunk offsets): `make export BASE={base}` refreshes them ({})",
+                    tree.display(),
+                    stale.len(),
+                    layout.patches(base).display(),
+                    stale.join(", ")
+                );
+            }
+            return Ok(false);
+        }
         TreeState::Replaceable => {}
         TreeState::AmInProgress => bail!(
             "{} is in the middle of `git am` (a patch did not apply). Resolve it and run \
-             `git -C {} am --continue`, then `make export`; or give up with `git -C {} am --abort`.",
+             `git -C {} am --continue`, then `make export BASE={base}`; or give up with `git -C {} am --abort`.",
             tree.display(),
             tree.display(),
             tree.display()
         ),
         TreeState::Dirty(files) => bail!(
             "{} has uncommitted changes:\n{}The lab will not overwrite them. Commit them \
-             (`git commit --amend` or a new commit) and run `make export` to save them to patches/, \
+             (`git commit --amend` or a new commit) and run `make export BASE={base}` to save them to {}, \
              or discard them with `git -C {} checkout -- .`.",
             tree.display(),
             files,
+            layout.patches(base).display(),
             tree.display()
         ),
         TreeState::Diverged(commits) if !force => bail!(
-            "{} has commits after base that are not what patches/ holds:\n  {}\n\
-             Save them to patches/ with `make export`, or replace them with patches/ with \
-             `lab apply --force` (they are kept on a backup branch).",
+            "{} has commits after base that are not what {} holds:\n  {}\n\
+             Save them there with `make export BASE={base}`, or replace them with the stored series with \
+             `lab apply --base {base} --force` (they are kept on a backup branch).",
             tree.display(),
+            layout.patches(base).display(),
             commits.join("\n  ")
         ),
         TreeState::Diverged(_) => {
@@ -319,8 +430,8 @@ pub fn apply(layout: &Layout, force: bool) -> Result<bool> {
         }
     }
     cmd::output(git(&tree).args(["reset", "-q", "--hard", BASE_TAG]))?;
-    let series = read_series(&layout.patches())?;
-    let log = layout.logs().join("apply.log");
+    let series = read_series(&layout.patches(base))?;
+    let log = layout.base_logs(base).join("apply.log");
     let _ = fs::remove_file(&log);
     for (i, patch) in series.iter().enumerate() {
         apply_one(&tree, patch, i + 1, series.len(), &log)?;
@@ -330,26 +441,6 @@ pub fn apply(layout: &Layout, force: bool) -> Result<bool> {
         eprintln!("lab: applied {} patches to {}", series.len(), tree.display());
     }
     Ok(true)
-}
-
-/// One half of the committer identity git would use in `tree`: the
-/// environment variable `env`, else the configuration `key`; `None` when
-/// neither is set.
-pub fn identity_part(tree: &Path, env: &str, key: &str) -> Option<String> {
-    std::env::var(env)
-        .ok()
-        .or_else(|| cmd::output(git(tree).args(["config", "--get", key])).ok())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-fn committer_env(c: &mut Command, tree: &Path) {
-    if identity_part(tree, "GIT_COMMITTER_NAME", "user.name").is_none() {
-        c.env("GIT_COMMITTER_NAME", "lab");
-    }
-    if identity_part(tree, "GIT_COMMITTER_EMAIL", "user.email").is_none() {
-        c.env("GIT_COMMITTER_EMAIL", "lab@localhost");
-    }
 }
 
 fn apply_one(tree: &Path, patch: &Path, n: usize, total: usize, log: &Path) -> Result<()> {
@@ -466,13 +557,14 @@ fn find_hunk(patch: &str, file: &str, old_start: u64) -> Option<(String, String)
     None
 }
 
-/// Writes the commits after `base` to `patches/` and rewrites `series`.
+/// Writes the commits after `base` to the series folder of `base` and
+/// rewrites its `series`.
 ///
 /// Files are written only when their bytes change, and stale `.patch` files
 /// are removed (the cover letter is kept). Returns the file names written.
-pub fn export(layout: &Layout) -> Result<Vec<String>> {
-    let tree = layout.tree();
-    match state(layout)? {
+pub fn export(layout: &Layout, base: Base) -> Result<Vec<String>> {
+    let tree = layout.tree(base);
+    match state(layout, base)? {
         TreeState::AmInProgress => bail!(
             "{} is in the middle of `git am`: finish it (`git am --continue`) or abort it before exporting",
             tree.display()
@@ -484,8 +576,9 @@ pub fn export(layout: &Layout) -> Result<Vec<String>> {
         ),
         _ => {}
     }
-    let patches = layout.patches();
-    let tmp = layout.build.join("tmp").join("export");
+    let patches = layout.patches(base);
+    fs::create_dir_all(&patches)?;
+    let tmp = layout.base_dir(base).join("tmp").join("export");
     let _ = fs::remove_dir_all(&tmp);
     let names = format_patches(&tree, &tmp)?;
     let mut changed = Vec::new();
@@ -507,7 +600,7 @@ pub fn export(layout: &Layout) -> Result<Vec<String>> {
     if cover.is_file() {
         // The patches are exported already: a cover letter the lab cannot
         // read is the developer's to fix, not a reason to stop.
-        match crate::send::refresh_cover_letter(&tree, &cover, &tmp.join("cover")) {
+        match crate::cover::refresh_cover_letter(&tree, &cover, &tmp.join("cover")) {
             Ok(Some(text)) => {
                 fs::write(&cover, text)?;
                 changed.push(COVER_LETTER.into());

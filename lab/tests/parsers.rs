@@ -1,10 +1,14 @@
 //! The result parsers on serial logs recorded from real guest runs
 //! (`lab run --plan lab/tests/data/<case>.plan`; see lab/tests/data/README).
 //!
-//! KTAP is read by the kernel's own parser, so these tests need the tree
-//! (`make tree` creates it; `make test` does so first).
+//! KTAP is read by the kernel's own parser with the build root's python3,
+//! so these tests need the root and the 6.12 tree (`lab setup` and `lab
+//! tree --base 6.12` make them; `make test` does so first).
 
+use lab::base::Base;
 use lab::layout::Layout;
+use lab::root::Root;
+use lab::variant::Variant;
 use lab::plan::Plan;
 use lab::report;
 use lab::results::{self, HostOutcome, KunitPy, Status, TestResult};
@@ -14,13 +18,20 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
-/// The kernel's KTAP parser from the lab's tree, and its scratch folder.
+/// The kernel's KTAP parser from the lab's 6.12 tree (where the recorded
+/// runs come from), and its scratch folder.
 fn kunit_py() -> (tempfile::TempDir, KunitPy) {
     let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
     let work = tempfile::tempdir().unwrap();
-    let ktap =
-        KunitPy::new(&layout.tree(), work.path()).expect("the kernel tree (for kunit.py): run `make tree` first");
+    assert!(layout.root().join("usr/bin").is_dir(), "no build root: run `lab setup` first");
+    let root = Root::new(layout.root(), vec![layout.repo.clone(), work.path().to_path_buf()]);
+    let ktap = KunitPy::new(&root, &layout.tree(Base::Lts612), work.path())
+        .expect("the 6.12 kernel tree (for kunit.py): run `lab tree --base 6.12` first");
     (work, ktap)
+}
+
+fn v(name: &str) -> Variant {
+    Variant::parse(Base::Lts612, name)
 }
 
 /// Analyses a recorded run: `<case>.plan`, `<case>/serial.log` and
@@ -32,7 +43,7 @@ fn replay(case: &str) -> Vec<TestResult> {
     let outcome: HostOutcome =
         serde_json::from_str(&std::fs::read_to_string(d.join(case).join("outcome.json")).unwrap()).unwrap();
     let (_work, ktap) = kunit_py();
-    results::analyse("rust", &log, &plan, &outcome, &ktap)
+    results::analyse(&v("rust"), &log, &plan, &outcome, &ktap)
 }
 
 fn status(rows: &[TestResult], test: &str) -> Status {
@@ -114,7 +125,7 @@ fn an_oops() {
     assert_eq!(end.status, Status::Fail);
     assert!(end.detail.contains("no LAB: DONE") && end.detail.contains("panicked"), "{}", end.detail);
     let table = report::table(&rows);
-    assert!(table.contains("--- rust sysrq-crash: kernel"), "{table}");
+    assert!(table.contains("--- 6.12/rust sysrq-crash: kernel"), "{table}");
     assert_eq!(report::totals(&rows).failed, 3);
 }
 
@@ -134,7 +145,7 @@ fn a_log_cut_before_init_is_a_boot_failure() {
     let plan = Plan::parse("cow ktap 600 cow\n", "p").unwrap();
     let log = "Linux version 6.12.117\nKernel panic - not syncing: VFS: Unable to mount root fs\n---[ end Kernel panic ]---\n";
     let (_work, ktap) = kunit_py();
-    let rows = results::analyse("c", log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
+    let rows = results::analyse(&v("c"), log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
     assert_eq!(status(&rows, "boot"), Status::Crash);
     assert_eq!(status(&rows, "cow"), Status::NotRun);
     assert_eq!(status(&rows, "shutdown"), Status::Fail);
@@ -154,13 +165,13 @@ fn a_program_missing_from_the_guest_is_named() {
     let plan = Plan::parse("fault-stress ktap 60 fault_stress -t 5\n", "p").unwrap();
     let log = one_test_log("fault-stress", "sh: fault_stress: not found", 127);
     let (_work, ktap) = kunit_py();
-    let rows = results::analyse("rust", &log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
+    let rows = results::analyse(&v("rust"), &log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
     let r = row(&rows, "fault-stress");
     assert_eq!(r.status, Status::Fail);
     assert!(r.detail.contains("missing from the guest") && r.detail.contains("fault_stress"), "{}", r.detail);
     // A test that exits 127 for its own reasons is judged as usual.
     let log = one_test_log("fault-stress", "TAP version 13\n1..1\nok 1 x", 127);
-    let rows = results::analyse("rust", &log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
+    let rows = results::analyse(&v("rust"), &log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
     assert!(!row(&rows, "fault-stress").detail.contains("missing"));
 }
 
@@ -172,7 +183,7 @@ fn a_seeded_test_reports_its_seed_and_volume() {
                 # volume checks=10 forks=2 mismatches=1";
     let (_work, ktap) = kunit_py();
     let rows = results::analyse(
-        "rust",
+        &v("rust"),
         &one_test_log("fault-stress", body, 1),
         &plan,
         &HostOutcome::Exited { code: Some(0) },
@@ -184,7 +195,7 @@ fn a_seeded_test_reports_its_seed_and_volume() {
     assert!(r.detail.contains("seed 1234") && r.detail.contains("volume checks=10 forks=2"), "{}", r.detail);
     // A run that dies in the test is the one to replay.
     let log = "Linux version 6.12.117\nLAB: BEGIN fault-stress\n# seed 99\nTAP version 13\n";
-    let rows = results::analyse("rust", log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
+    let rows = results::analyse(&v("rust"), log, &plan, &HostOutcome::Exited { code: Some(0) }, &ktap);
     let r = row(&rows, "fault-stress");
     assert_ne!(r.status, Status::Pass);
     assert!(r.detail.contains("ended during the test") && r.detail.contains("seed 99"), "{}", r.detail);

@@ -1,0 +1,178 @@
+//! Holding a variant's results to those of its base's plain kernel.
+//!
+//! A test with `baseline=c` in the plan (upstream's run_vmtests.sh) must
+//! give every case the result it has on the `c` variant of the same base:
+//! a series that turns a pass into a skip, or a skip into a failure, is
+//! caught even where the test alone would count it as fine. Differences
+//! the plan explains (`differs` lines) are allowed and counted.
+
+use std::collections::BTreeMap;
+
+use crate::arch::Arch;
+use crate::plan::Plan;
+use crate::results::{Status, TestResult};
+use crate::variant::Variant;
+
+/// The row of `rows` that `row` is compared with: test `row.test` on the
+/// `config` variant of the same base, on the same architecture if that ran,
+/// else on x86_64; never `row` itself.
+fn baseline_of<'a>(rows: &'a [TestResult], row: &TestResult, config: &str) -> Option<&'a TestResult> {
+    let on = |arch: Arch| {
+        rows.iter().find(|b| {
+            b.test == row.test
+                && b.variant.base == row.variant.base
+                && b.variant.config == config
+                && b.variant.arch == arch
+                && b.variant != row.variant
+        })
+    };
+    on(row.variant.arch).or_else(|| on(Arch::X86_64))
+}
+
+/// A case's result as the comparison sees it.
+fn outcome(status: &str) -> &str {
+    match status {
+        "PASS" => "pass",
+        "SKIP" => "skip",
+        _ => "fail",
+    }
+}
+
+/// One case whose result differs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Difference {
+    pub case: String,
+    pub here: String,
+    pub there: String,
+}
+
+/// The cases of `row` whose result is not `base`'s (a case missing on one
+/// side counts as `missing`).
+pub fn differences(row: &TestResult, base: &TestResult) -> Vec<Difference> {
+    let mut all: BTreeMap<&str, (Option<&str>, Option<&str>)> = BTreeMap::new();
+    for c in &row.cases {
+        all.entry(&c.name).or_default().0 = Some(outcome(&c.status));
+    }
+    for c in &base.cases {
+        all.entry(&c.name).or_default().1 = Some(outcome(&c.status));
+    }
+    all.into_iter()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(case, (a, b))| Difference {
+            case: case.to_string(),
+            here: a.unwrap_or("missing").to_string(),
+            there: b.unwrap_or("missing").to_string(),
+        })
+        .collect()
+}
+
+/// Whether the plan explains `d` for `v` in `test`.
+fn explained(plan: &Plan, test: &str, v: &Variant, d: &Difference) -> bool {
+    plan.differs.iter().any(|x| x.test == test && v.matches(&x.word) && x.case == d.case)
+}
+
+/// Compares every row of a `baseline=` test with its baseline's, failing
+/// those with a difference the plan does not explain, and saying so in the
+/// detail either way.
+pub fn compare(rows: &mut [TestResult], plan: &Plan) {
+    let mut verdicts = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let Some(config) = plan.get(&r.test).and_then(|t| t.baseline.as_deref()) else { continue };
+        if r.variant.config == config && r.variant.arch == Arch::X86_64 {
+            continue;
+        }
+        let note = match baseline_of(rows, r, config) {
+            None if r.variant.config == config => continue,
+            None => Err(format!("no {}/{config} run to compare with", r.variant.base)),
+            Some(b) => {
+                let diffs = differences(r, b);
+                let (ok, unexplained): (Vec<_>, Vec<_>) =
+                    diffs.into_iter().partition(|d| explained(plan, &r.test, &r.variant, d));
+                if unexplained.is_empty() {
+                    Ok(format!(
+                        "as {}{}",
+                        b.variant,
+                        if ok.is_empty() { String::new() } else { format!(" but for {} difference(s) the plan explains", ok.len()) }
+                    ))
+                } else {
+                    let first: Vec<String> = unexplained
+                        .iter()
+                        .take(3)
+                        .map(|d| format!("`{}` {} here, {} there", d.case, d.here, d.there))
+                        .collect();
+                    let more = unexplained.len().saturating_sub(3);
+                    Err(format!(
+                        "differs from {} in {} case(s) the plan does not explain: {}{}",
+                        b.variant,
+                        unexplained.len(),
+                        first.join("; "),
+                        if more > 0 { format!(" and {more} more") } else { String::new() }
+                    ))
+                }
+            }
+        };
+        verdicts.push((i, note));
+    }
+    for (i, note) in verdicts {
+        let r = &mut rows[i];
+        match note {
+            Ok(n) => r.detail.push_str(&format!("; {n}")),
+            Err(n) if n.starts_with("no ") => r.detail.push_str(&format!("; {n}")),
+            Err(n) => {
+                if !r.status.failed() {
+                    r.status = Status::Fail;
+                }
+                r.detail.push_str(&format!("; {n}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::Base;
+    use crate::results::Case;
+
+    fn row(variant: &str, base: Base, cases: &[(&str, &str)]) -> TestResult {
+        let mut r = TestResult::new(&Variant::parse(base, variant), "vmtests", Status::Pass, "n pass".into());
+        r.cases = cases.iter().map(|(n, s)| Case { name: n.to_string(), status: s.to_string() }).collect();
+        r
+    }
+
+    #[test]
+    fn a_variant_must_match_its_bases_plain_kernel_case_by_case() {
+        let plan = Plan::parse(
+            "vmtests ktap 9 baseline=c run_vmtests.sh\ndiffers vmtests debug gup_test -- slower under KASAN\n",
+            "p",
+        )
+        .unwrap();
+        let mut rows = vec![
+            row("c", Base::Mainline, &[("cow", "PASS"), ("gup_test", "PASS"), ("mlock", "SKIP")]),
+            row("debug", Base::Mainline, &[("cow", "PASS"), ("gup_test", "SKIP"), ("mlock", "SKIP")]),
+            row("rust", Base::Mainline, &[("cow", "FAIL"), ("gup_test", "PASS")]),
+            row("arm64-c", Base::Mainline, &[("cow", "PASS"), ("gup_test", "PASS"), ("mlock", "SKIP")]),
+            row("rust", Base::Lts612, &[("cow", "PASS")]),
+        ];
+        compare(&mut rows, &plan);
+        assert_eq!(rows[0].status, Status::Pass, "the baseline itself");
+        assert_eq!(rows[0].detail, "n pass");
+        assert_eq!(rows[1].status, Status::Pass, "{}", rows[1].detail);
+        assert!(rows[1].detail.ends_with("as mainline/c but for 1 difference(s) the plan explains"), "{}", rows[1].detail);
+        assert_eq!(rows[2].status, Status::Fail);
+        assert!(
+            rows[2].detail.contains("differs from mainline/c in 2 case(s)")
+                && rows[2].detail.contains("`cow` fail here, pass there")
+                && rows[2].detail.contains("`mlock` missing here, skip there"),
+            "{}",
+            rows[2].detail
+        );
+        // arm64's plain kernel is a baseline of its own only for arm64
+        // variants; against x86_64's c it matches.
+        assert_eq!(rows[3].status, Status::Pass);
+        assert!(rows[3].detail.ends_with("as mainline/c"), "{}", rows[3].detail);
+        // Another base is never the baseline.
+        assert_eq!(rows[4].status, Status::Pass);
+        assert!(rows[4].detail.ends_with("no 6.12/c run to compare with"), "{}", rows[4].detail);
+    }
+}
