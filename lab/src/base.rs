@@ -69,12 +69,10 @@ impl FromStr for Base {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Base::ALL.into_iter().find(|b| b.name() == s).with_context(|| {
-            format!(
-                "unknown base {s:?}: the bases are {}",
-                Base::ALL.map(|b| b.name()).join(" and ")
-            )
-        })
+        Base::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .with_context(|| format!("unknown base {s:?}: the bases are {}", Base::ALL.map(|b| b.name()).join(" and ")))
     }
 }
 

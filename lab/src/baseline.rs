@@ -71,6 +71,17 @@ fn explained(plan: &Plan, test: &str, v: &Variant, d: &Difference) -> bool {
     plan.differs.iter().any(|x| x.test == test && v.matches(&x.word) && x.case == d.case)
 }
 
+/// What the comparison of one row found.
+enum Verdict {
+    /// Every case as on the baseline, or as the plan explains.
+    Same { baseline: String, explained: usize },
+    /// Cases that differ and that the plan does not explain.
+    Differs(String),
+    /// Nothing to compare with: no baseline run, or one that did not
+    /// complete (its own row says why).
+    NoBaseline(String),
+}
+
 /// Compares every row of a `baseline=` test with its baseline's, failing
 /// those with a difference the plan does not explain, and saying so in the
 /// detail either way.
@@ -81,19 +92,17 @@ pub fn compare(rows: &mut [TestResult], plan: &Plan) {
         if r.variant.config == config && r.variant.arch == Arch::X86_64 {
             continue;
         }
-        let note = match baseline_of(rows, r, config) {
+        let verdict = match baseline_of(rows, r, config) {
             None if r.variant.config == config => continue,
-            None => Err(format!("no {}/{config} run to compare with", r.variant.base)),
+            None => Verdict::NoBaseline(format!("no {}/{config} run to compare with", r.variant.base)),
+            Some(b) if matches!(b.status, Status::Hang | Status::Crash | Status::NotRun) || b.cases.is_empty() => {
+                Verdict::NoBaseline(format!("not compared: {} did not complete ({})", b.variant, b.status.label()))
+            }
             Some(b) => {
-                let diffs = differences(r, b);
                 let (ok, unexplained): (Vec<_>, Vec<_>) =
-                    diffs.into_iter().partition(|d| explained(plan, &r.test, &r.variant, d));
+                    differences(r, b).into_iter().partition(|d| explained(plan, &r.test, &r.variant, d));
                 if unexplained.is_empty() {
-                    Ok(format!(
-                        "as {}{}",
-                        b.variant,
-                        if ok.is_empty() { String::new() } else { format!(" but for {} difference(s) the plan explains", ok.len()) }
-                    ))
+                    Verdict::Same { baseline: b.variant.to_string(), explained: ok.len() }
                 } else {
                     let first: Vec<String> = unexplained
                         .iter()
@@ -101,7 +110,7 @@ pub fn compare(rows: &mut [TestResult], plan: &Plan) {
                         .map(|d| format!("`{}` {} here, {} there", d.case, d.here, d.there))
                         .collect();
                     let more = unexplained.len().saturating_sub(3);
-                    Err(format!(
+                    Verdict::Differs(format!(
                         "differs from {} in {} case(s) the plan does not explain: {}{}",
                         b.variant,
                         unexplained.len(),
@@ -111,20 +120,24 @@ pub fn compare(rows: &mut [TestResult], plan: &Plan) {
                 }
             }
         };
-        verdicts.push((i, note));
+        verdicts.push((i, verdict));
     }
-    for (i, note) in verdicts {
+    for (i, verdict) in verdicts {
         let r = &mut rows[i];
-        match note {
-            Ok(n) => r.detail.push_str(&format!("; {n}")),
-            Err(n) if n.starts_with("no ") => r.detail.push_str(&format!("; {n}")),
-            Err(n) => {
+        let note = match verdict {
+            Verdict::Same { baseline, explained: 0 } => format!("as {baseline}"),
+            Verdict::Same { baseline, explained } => {
+                format!("as {baseline} but for {explained} difference(s) the plan explains")
+            }
+            Verdict::NoBaseline(why) => why,
+            Verdict::Differs(why) => {
                 if !r.status.failed() {
                     r.status = Status::Fail;
                 }
-                r.detail.push_str(&format!("; {n}"));
+                why
             }
-        }
+        };
+        r.detail.push_str(&format!("; {note}"));
     }
 }
 
@@ -153,12 +166,19 @@ mod tests {
             row("rust", Base::Mainline, &[("cow", "FAIL"), ("gup_test", "PASS")]),
             row("arm64-c", Base::Mainline, &[("cow", "PASS"), ("gup_test", "PASS"), ("mlock", "SKIP")]),
             row("rust", Base::Lts612, &[("cow", "PASS")]),
+            row("c", Base::Lts612, &[]),
+            row("debug", Base::Lts612, &[("cow", "FAIL")]),
         ];
+        rows[5].status = Status::Hang;
         compare(&mut rows, &plan);
         assert_eq!(rows[0].status, Status::Pass, "the baseline itself");
         assert_eq!(rows[0].detail, "n pass");
         assert_eq!(rows[1].status, Status::Pass, "{}", rows[1].detail);
-        assert!(rows[1].detail.ends_with("as mainline/c but for 1 difference(s) the plan explains"), "{}", rows[1].detail);
+        assert!(
+            rows[1].detail.ends_with("as mainline/c but for 1 difference(s) the plan explains"),
+            "{}",
+            rows[1].detail
+        );
         assert_eq!(rows[2].status, Status::Fail);
         assert!(
             rows[2].detail.contains("differs from mainline/c in 2 case(s)")
@@ -171,8 +191,13 @@ mod tests {
         // variants; against x86_64's c it matches.
         assert_eq!(rows[3].status, Status::Pass);
         assert!(rows[3].detail.ends_with("as mainline/c"), "{}", rows[3].detail);
-        // Another base is never the baseline.
+        // Another base is never the baseline, and a baseline that did not
+        // complete blames nobody else.
         assert_eq!(rows[4].status, Status::Pass);
-        assert!(rows[4].detail.ends_with("no 6.12/c run to compare with"), "{}", rows[4].detail);
+        assert!(rows[4].detail.ends_with("not compared: 6.12/c did not complete (HANG)"), "{}", rows[4].detail);
+        let mut alone = vec![row("rust", Base::Lts612, &[("cow", "PASS")])];
+        compare(&mut alone, &plan);
+        assert_eq!(alone[0].status, Status::Pass);
+        assert!(alone[0].detail.ends_with("no 6.12/c run to compare with"), "{}", alone[0].detail);
     }
 }

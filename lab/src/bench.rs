@@ -36,13 +36,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::base::Base;
+use crate::config;
 use crate::layout::Layout;
 use crate::pipeline::{self, Guest};
-use crate::setup::Toolchain;
-use crate::variant::{self, Variant};
 use crate::plan::Plan;
 use crate::qemu::Watchdog;
 use crate::results::Status;
+use crate::setup::Toolchain;
+use crate::variant::Variant;
 
 /// The kernels measured, in the order they boot in each round: c and rust
 /// for the Rust/C comparison, noretry and rust for the retry's.
@@ -560,7 +561,7 @@ fn boot_once(
 /// benchmark.
 pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Result<bool> {
     let known: Vec<String> =
-        variant::configs(layout, base)?.into_iter().chain(variant::bench_configs(layout, base)?).collect();
+        config::configs(layout, base)?.into_iter().chain(config::bench_configs(layout, base)?).collect();
     if let Some(missing) = VARIANTS.iter().find(|v| !known.iter().any(|k| k == *v)) {
         bail!(
             "the benchmark compares the configurations {} of one base, but {base} has no {missing} (it has: {}); \
@@ -573,7 +574,8 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Resul
     let plan = plan(opts)?;
     let variants: Vec<Variant> = VARIANTS.iter().map(|v| Variant::parse(base, v)).collect();
     pipeline::build_all(layout, tc, &variants, &plan)?;
-    let dir = layout.build.join("bench").join(base.name()).join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
+    let dir =
+        layout.build.join("bench").join(base.name()).join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
     let mut samples = Vec::new();
     let mut boots = vec![(Clock::Icount, 0)];
     boots.extend((0..opts.rounds).map(|r| (Clock::Wall, r)));
@@ -807,10 +809,10 @@ mod tests {
         let base = Base::Lts612;
         assert_eq!(VARIANTS, ["c", "noretry", "rust"]);
         for v in VARIANTS {
-            crate::variant::Kernel::of(&layout, &Variant::parse(base, v)).unwrap();
+            crate::config::Kernel::of(&layout, &Variant::parse(base, v)).unwrap();
         }
-        assert!(!variant::configs(&layout, base).unwrap().iter().any(|v| v == NORETRY));
-        assert!(variant::bench_configs(&layout, base).unwrap().iter().any(|v| v == NORETRY));
+        assert!(!config::configs(&layout, base).unwrap().iter().any(|v| v == NORETRY));
+        assert!(config::bench_configs(&layout, base).unwrap().iter().any(|v| v == NORETRY));
         let values = |path: PathBuf| -> BTreeMap<String, crate::kconfig::Value> {
             let f = crate::kconfig::Fragment::from_files(&[path]).unwrap();
             f.render().lines().filter_map(crate::kconfig::parse_line).collect()
@@ -820,7 +822,10 @@ mod tests {
         use crate::kconfig::Value;
         assert_eq!(rust.remove("MM_FAULT_VMA_RETRY"), Some(Value::Set("y".into())));
         assert_eq!(noretry.remove("MM_FAULT_VMA_RETRY"), Some(Value::No));
-        assert_eq!(rust, noretry, "config/6.12/bench/noretry.config must differ from config/6.12/rust.config only in the retry");
+        assert_eq!(
+            rust, noretry,
+            "config/6.12/bench/noretry.config must differ from config/6.12/rust.config only in the retry"
+        );
     }
 
     #[test]

@@ -9,12 +9,13 @@ use std::process::Command;
 use crate::arch::Arch;
 use crate::base::Base;
 use crate::cmd;
+use crate::config::{self, Kernel};
 use crate::git::git;
 use crate::kconfig::{self, Fragment};
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::setup::Toolchain;
-use crate::variant::{self, Kernel, Variant};
+use crate::variant::Variant;
 
 /// Parallel jobs for make: one more than the CPUs.
 pub fn jobs() -> usize {
@@ -134,7 +135,7 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<Built
         .ok()
         .or_else(|| {
             // Another variant's full build is a good guess for this one.
-            variant::configs(layout, v.base)
+            config::configs(layout, v.base)
                 .ok()?
                 .iter()
                 .find_map(|o| stamp(&layout.kbuild_named(v.base, o).join(".lab-build-steps")).trim().parse().ok())

@@ -29,12 +29,13 @@ use crate::arch::Arch;
 use crate::base::Base;
 use crate::build;
 use crate::cmd;
+use crate::config::{self, Kernel};
 use crate::git::{git, series_files, BASE_TAG};
 use crate::layout::Layout;
 use crate::maintainers::{get_maintainer, parse_maintainers};
 use crate::results::Status;
 use crate::setup::Toolchain;
-use crate::variant::{self, Kernel, Variant};
+use crate::variant::Variant;
 
 /// One cell of the table.
 #[derive(Clone, Debug, Serialize)]
@@ -389,7 +390,7 @@ fn check_patch(
         cell("maintainers", Status::Fail, "no maintainer, or no subsystem list in Cc".into(), Some(log), start)
     });
 
-    let configs = variant::configs(layout, base)?;
+    let configs = config::configs(layout, base)?;
     for config in ["c", "rust"] {
         if same_kernel {
             cells.push(not_applicable(
@@ -494,13 +495,7 @@ fn compile_fault_o(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path, f: 
     let warnings: Vec<&str> =
         text.lines().filter(|l| l.contains("warning:") && ours.iter().any(|f| l.contains(&format!("{f}:")))).collect();
     Ok(if warnings.is_empty() {
-        cell(
-            check,
-            Status::Pass,
-            format!("{obj} compiled (LLVM={})", tc.llvm()),
-            Some(log),
-            start,
-        )
+        cell(check, Status::Pass, format!("{obj} compiled (LLVM={})", tc.llvm()), Some(log), start)
     } else {
         cell(check, Status::Fail, format!("{} warnings, first: {}", warnings.len(), warnings[0]), Some(log), start)
     })
@@ -511,7 +506,7 @@ fn check_arches(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Res
     let mut cells = Vec::new();
     let start = Instant::now();
     let v = Variant::new(base, Arch::Arm64, "rust");
-    if variant::configs(layout, base)?.contains(&v.config) {
+    if config::configs(layout, base)?.contains(&v.config) {
         let res = build::build_kernel(layout, tc, &Kernel::of(layout, &v)?);
         let mut c = build_cell("arm64", res, start);
         c.log = Some(build::build_log(layout, &v));
@@ -520,19 +515,9 @@ fn check_arches(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Res
         cells.push(not_applicable("arm64", &format!("{base} has no rust configuration")));
     }
     let objects = [
-        FaultObject {
-            check: "powerpc-fault.o",
-            arch: "powerpc",
-            defconfig: "ppc64le_defconfig",
-            extra: &[],
-        },
+        FaultObject { check: "powerpc-fault.o", arch: "powerpc", defconfig: "ppc64le_defconfig", extra: &[] },
         // ld.lld has no s390 emulation for the vDSO that `prepare` links.
-        FaultObject {
-            check: "s390-fault.o",
-            arch: "s390",
-            defconfig: "defconfig",
-            extra: &["LD=s390x-linux-gnu-ld"],
-        },
+        FaultObject { check: "s390-fault.o", arch: "s390", defconfig: "defconfig", extra: &["LD=s390x-linux-gnu-ld"] },
     ];
     let more = [
         FaultObject { check: "riscv-fault.o", arch: "riscv", defconfig: "defconfig", extra: &[] },

@@ -158,5 +158,4 @@ mod tests {
         assert!(fill_cover("no marks", &c).is_err());
         assert!(parse_cover("Subject: no brackets\n\ntext\n").is_err());
     }
-
 }

@@ -84,4 +84,3 @@ mod tests {
         assert_eq!(split_ident("no address"), None);
     }
 }
-

@@ -11,6 +11,7 @@ pub mod callpath;
 pub mod check;
 pub mod cmd;
 pub mod compilefail;
+pub mod config;
 pub mod cover;
 pub mod deb;
 pub mod git;

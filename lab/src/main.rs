@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use lab::base::Base;
+use lab::config::{self, Kernel};
 use lab::layout::Layout;
 use lab::qemu::Watchdog;
 use lab::setup::{self, Toolchain};
-use lab::variant::{self, Kernel, Variant};
+use lab::variant::Variant;
 use lab::{build, pipeline, plan::Plan, tree};
 
 #[derive(Parser)]
@@ -178,7 +179,7 @@ fn variants_of(base: Base, names: &[String], default: impl FnOnce() -> Result<Ve
 /// The variant `lab run` boots when none is named: the series' Rust
 /// configuration, or the plain kernel where the base has none yet.
 fn default_run_variant(layout: &Layout, base: Base) -> Result<Vec<Variant>> {
-    let configs = variant::configs(layout, base)?;
+    let configs = config::configs(layout, base)?;
     let config = if configs.iter().any(|c| c == "rust") { "rust" } else { "c" };
     Ok(vec![Variant::parse(base, config)])
 }
@@ -191,7 +192,7 @@ fn static_check(
     names: &[String],
     check: impl Fn(&Variant) -> Result<Option<lab::results::TestResult>>,
 ) -> Result<bool> {
-    let variants = variants_of(base, names, || variant::guests(layout, base))?;
+    let variants = variants_of(base, names, || config::guests(layout, base))?;
     let mut ok = true;
     for v in &variants {
         if let Some(r) = check(v)? {
@@ -257,7 +258,7 @@ fn real_main() -> Result<bool> {
         Cmd::Build { base: OneBase { base }, variants } => {
             let tc = toolchain(&layout)?;
             pipeline::prepare_base(&layout, &tc, base)?;
-            let variants = variants_of(base, &variants, || variant::guests(&layout, base))?;
+            let variants = variants_of(base, &variants, || config::guests(&layout, base))?;
             let plan = Plan::load(&layout.guest().join("plan"))?;
             pipeline::build_all(&layout, &tc, &variants, &plan)?;
         }
@@ -272,7 +273,7 @@ fn real_main() -> Result<bool> {
             let bases = if bases.is_empty() { Base::ALL.to_vec() } else { bases };
             let mut variants = Vec::new();
             for base in bases {
-                variants.extend(variant::guests(&layout, base)?);
+                variants.extend(config::guests(&layout, base)?);
             }
             return pipeline::run(&layout, &tc, &variants, None, &Watchdog::default());
         }
@@ -305,9 +306,9 @@ fn real_main() -> Result<bool> {
         }
         Cmd::Variants => {
             for base in Base::ALL {
-                let configs = variant::configs(&layout, base)?;
-                let guests: Vec<String> = variant::guests(&layout, base)?.iter().map(Variant::name).collect();
-                let bench = variant::bench_configs(&layout, base)?;
+                let configs = config::configs(&layout, base)?;
+                let guests: Vec<String> = config::guests(&layout, base)?.iter().map(Variant::name).collect();
+                let bench = config::bench_configs(&layout, base)?;
                 println!(
                     "{base}: configurations {}; guests {}; bench-only {}",
                     configs.join(" "),

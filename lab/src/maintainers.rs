@@ -92,7 +92,10 @@ mod tests {
                    linux-mm@kvack.org (open list:MEMORY MANAGEMENT)\n\
                    linux-kernel@vger.kernel.org (open list)\n";
         let r = parse_maintainers(out);
-        assert_eq!(r.to, ["Andrew Morton <akpm@linux-foundation.org>", "\"Matthew Wilcox (Oracle)\" <willy@infradead.org>"]);
+        assert_eq!(
+            r.to,
+            ["Andrew Morton <akpm@linux-foundation.org>", "\"Matthew Wilcox (Oracle)\" <willy@infradead.org>"]
+        );
         assert_eq!(r.cc, ["linux-mm@kvack.org", "linux-kernel@vger.kernel.org"]);
         assert_eq!(r.lists, ["linux-mm@kvack.org"]);
     }

@@ -48,6 +48,10 @@
 //! vmtests  ktap  1800  baseline=c  needs=run_vmtests.sh,cow  run_vmtests.sh -t cow
 //! differs  vmtests  debug  cow -- KASAN makes ... (why)
 //! ```
+//!
+//! A `differs` line never hides a failure: a case that fails still fails
+//! its row. It explains a skip where the baseline passes (or the other
+//! way round), or a case one kernel runs and the other does not.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -61,7 +65,8 @@ pub enum Format {
     /// KTAP/TAP 13 (kselftest.h, kselftest_harness.h), read by the kernel's
     /// own KTAP parser.
     Ktap,
-    /// uffd-unit-tests' `Testing X on Y... done|skipped|failed` lines.
+    /// uffd-unit-tests' `Testing X on Y... done|skipped|failed` lines
+    /// (6.12), or the KTAP it prints since Linux 6.15.
     Uffd,
     /// Only the exit status counts (0 pass, 4 skip, else fail).
     Exit,
@@ -135,12 +140,7 @@ impl Plan {
                 if case.is_empty() || reason.trim().is_empty() {
                     bail!(bad());
                 }
-                differs.push(Differs {
-                    test: test.into(),
-                    word: word.into(),
-                    case,
-                    reason: reason.trim().into(),
-                });
+                differs.push(Differs { test: test.into(), word: word.into(), case, reason: reason.trim().into() });
                 continue;
             }
             let mut words = t.split_whitespace();
@@ -204,14 +204,27 @@ impl Plan {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Fails on an `only=` word that selects none of the `known` variants:
-    /// a typo would drop the test from every run without a word.
+    /// Fails on an `only=` or `differs` word that selects none of the
+    /// `known` variants (a typo would drop the test, or the explanation,
+    /// without a word), and on a `baseline=` that is no configuration of a
+    /// base whose variants run the test.
     pub fn check_variants(&self, known: &[Variant]) -> Result<()> {
+        let names = || known.iter().map(Variant::to_string).collect::<Vec<_>>().join(", ");
+        let selects = |w: &str| known.iter().any(|v| v.matches(w));
         for t in &self.tests {
-            if let Some(w) = t.only.iter().find(|w| !known.iter().any(|v| v.matches(w))) {
-                let names: Vec<String> = known.iter().map(Variant::to_string).collect();
-                bail!("test {} has only={w}, which selects none of the variants {}", t.name, names.join(", "));
+            if let Some(w) = t.only.iter().find(|w| !selects(w)) {
+                bail!("test {} has only={w}, which selects none of the variants {}", t.name, names());
             }
+            let Some(b) = &t.baseline else { continue };
+            let runs = |v: &Variant| t.only.is_empty() || t.only.iter().any(|w| v.matches(w));
+            for v in known.iter().filter(|v| runs(v)) {
+                if !known.iter().any(|k| k.base == v.base && &k.config == b) {
+                    bail!("test {} has baseline={b}, but {} has no {b} configuration ({})", t.name, v.base, names());
+                }
+            }
+        }
+        if let Some(d) = self.differs.iter().find(|d| !selects(&d.word)) {
+            bail!("`differs {} {} ...` selects none of the variants {}", d.test, d.word, names());
         }
         Ok(())
     }
@@ -228,8 +241,8 @@ impl Plan {
         Plan { tests, differs: Vec::new() }
     }
 
-    /// The plan in its own syntax. Once filtered by [`Plan::for_variant`],
-    /// it is what the guest's init reads: `name format timeout command`.
+    /// The plan in its own syntax (what a run keeps beside its serial log,
+    /// to replay the analysis).
     pub fn render(&self) -> String {
         let list =
             |key: &str, v: &[String]| if v.is_empty() { String::new() } else { format!("{key}={} ", v.join(",")) };
@@ -247,7 +260,10 @@ impl Plan {
     /// What the guest's init reads: `name format timeout command` a line,
     /// with no qualifiers and no `differs` lines.
     pub fn guest_lines(&self) -> String {
-        self.tests.iter().map(|t| format!("{} {} {} {}\n", t.name, format_name(t.format), t.timeout, t.command)).collect()
+        self.tests
+            .iter()
+            .map(|t| format!("{} {} {} {}\n", t.name, format_name(t.format), t.timeout, t.command))
+            .collect()
     }
 
     /// The selftest binaries the plan needs, without duplicates.
@@ -320,14 +336,25 @@ mod tests {
         assert_eq!(names("arm64-debug"), vec!["a", "b"]);
         assert_eq!(names("arm64-c"), vec!["a"]);
         let arm64 = Plan::parse("a ktap 9 only=arm64-rust x\n", "plan").unwrap();
-        assert_eq!((arm64.for_variant(&v("arm64-rust")).tests.len(), arm64.for_variant(&v("rust")).tests.len()), (1, 0));
+        assert_eq!(
+            (arm64.for_variant(&v("arm64-rust")).tests.len(), arm64.for_variant(&v("rust")).tests.len()),
+            (1, 0)
+        );
         // A base selects every variant of it, and no other base's.
         let lts = Plan::parse("a ktap 9 only=6.12 x\nb ktap 9 only=mainline/c y\n", "plan").unwrap();
         assert_eq!(lts.for_variant(&v("arm64-rust")).tests.len(), 1);
         let c = Variant::parse(Base::Mainline, "c");
         assert_eq!(lts.for_variant(&c).tests.into_iter().map(|t| t.name).collect::<Vec<_>>(), ["b"]);
-        assert!(lts.check_variants(&[c.clone()]).unwrap_err().to_string().contains("only=6.12"));
-        lts.check_variants(&[c, v("rust")]).unwrap();
+        assert!(lts.check_variants(std::slice::from_ref(&c)).unwrap_err().to_string().contains("only=6.12"));
+        lts.check_variants(&[c.clone(), v("rust")]).unwrap();
+        // A baseline every base of the test must have, and explanations
+        // that select a variant.
+        let b = Plan::parse("t ktap 9 baseline=c x\n", "p").unwrap();
+        b.check_variants(&[c.clone(), Variant::parse(Base::Mainline, "debug")]).unwrap();
+        let e = b.check_variants(&[c.clone(), v("rust")]).unwrap_err().to_string();
+        assert!(e.contains("baseline=c, but 6.12 has no c configuration"), "{e}");
+        let d = Plan::parse("t ktap 9 baseline=c x\ndiffers t debgu y -- z\n", "p").unwrap();
+        assert!(d.check_variants(&[c]).unwrap_err().to_string().contains("`differs t debgu ...` selects none"));
         // A variant's plan has no `only=`, and what its guest reads no
         // qualifier at all.
         assert_eq!(p.for_variant(&v("rust")).render(), "a ktap 9 x\nb ktap 9 needs=x sh -c x\n");

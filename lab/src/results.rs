@@ -158,6 +158,35 @@ fn collect_cases(group: &serde_json::Value, path: &str, out: &mut Vec<Case>) {
     }
 }
 
+/// A top-level TAP plan (`1..N`), which kselftest's runners (run_vmtests.sh)
+/// print after their tests.
+static PLAN_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^1\.\.\d+$").expect("valid regex"));
+
+/// Moves a top-level TAP plan printed after the tests up to just after
+/// `TAP version`, where kunit_parser reads it; TAP 13 allows either place,
+/// and kunit_parser would otherwise wait for one more test than ran.
+pub fn plan_first(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let first_result = lines.iter().position(|l| l.starts_with("ok ") || l.starts_with("not ok "));
+    let version = lines.iter().position(|l| l.starts_with("TAP version") || l.starts_with("KTAP version"));
+    let plan = lines.iter().position(|l| PLAN_LINE.is_match(l));
+    match (version, first_result, plan) {
+        (Some(v), Some(r), Some(p)) if v < r && r < p => {
+            let mut out: Vec<&str> = Vec::with_capacity(lines.len());
+            for (i, l) in lines.iter().enumerate() {
+                if i != p {
+                    out.push(l);
+                }
+                if i == v {
+                    out.push(lines[p]);
+                }
+            }
+            out.join("\n") + "\n"
+        }
+        _ => text.to_string(),
+    }
+}
+
 static DIRECTIVE_FIRST: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?m)^(\s*(?:not )?ok \d+) # (XFAIL|XPASS|SKIP|TODO)\b ?(.*)$").expect("valid regex"));
 
@@ -170,7 +199,7 @@ pub fn normalise_directives(text: &str) -> String {
 
 impl KtapParser for KunitPy {
     fn parse(&self, name: &str, text: &str) -> Result<Vec<Case>> {
-        let text = &normalise_directives(text);
+        let text = &normalise_directives(&plan_first(text));
         std::fs::create_dir_all(&self.workdir)?;
         let input = self.workdir.join(format!("{name}.ktap"));
         let json = self.workdir.join(format!("{name}.json"));
@@ -484,7 +513,13 @@ fn judge(
         return;
     }
     let text = lines.join("\n");
-    match test.format {
+    // uffd-unit-tests prints kselftest's KTAP since Linux 6.15 (mainline),
+    // its own lines before (6.12).
+    let format = match test.format {
+        Format::Uffd if lines.iter().any(|l| l.starts_with("TAP version")) => Format::Ktap,
+        f => f,
+    };
+    match format {
         Format::Exit => {}
         Format::Ktap => match ktap.parse(&format!("{}-{}", variant.name(), test.name), &text) {
             Ok(cases) => r.cases = cases,
@@ -608,6 +643,18 @@ mod tests {
             normalise_directives(t),
             "ok 1 fine\nok 159 Leak from parent # XFAIL\nok 638 MADV_COLLAPSE failed # SKIP\nnot ok 7 later # TODO\n"
         );
+    }
+
+    #[test]
+    fn a_plan_printed_last_is_read_first() {
+        let t = "TAP version 13\n# running ./a\nok 1 a\n# b\nnot ok 2 b # exit=1\n# SUMMARY: PASS=1\n1..2\n";
+        assert_eq!(
+            plan_first(t),
+            "TAP version 13\n1..2\n# running ./a\nok 1 a\n# b\nnot ok 2 b # exit=1\n# SUMMARY: PASS=1\n"
+        );
+        // A plan already first, and nested plans, stay where they are.
+        let first = "TAP version 13\n1..2\nok 1 a\n# 1..5\nok 2 b\n";
+        assert_eq!(plan_first(first), first);
     }
 
     #[test]

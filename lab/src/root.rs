@@ -157,7 +157,8 @@ impl Root {
 
     /// Whether the root exists and was made from today's package list.
     pub fn is_current(&self) -> bool {
-        self.dir.join("usr/bin").is_dir() && fs::read_to_string(self.manifest_file()).ok().as_deref() == Some(&manifest())
+        self.dir.join("usr/bin").is_dir()
+            && fs::read_to_string(self.manifest_file()).ok().as_deref() == Some(&manifest())
     }
 
     /// Makes the root if it is missing or stale (`refresh`: in any case).
@@ -179,7 +180,7 @@ impl Root {
                  apt-get install -y --no-install-recommends mmdebstrap\nthen run the lab again."
             )
         })?;
-        if !crate::setup::is_root() {
+        if !is_root() {
             bail!(
                 "the build root {} must be made ({why}), and mmdebstrap makes it only as root: run the lab as root",
                 self.dir.display()
@@ -191,26 +192,43 @@ impl Root {
         if let Some(parent) = new.parent() {
             fs::create_dir_all(parent)?;
         }
-        if new.exists() {
-            fs::remove_dir_all(&new).with_context(|| format!("cannot remove the partial root {}", new.display()))?;
-        }
+        remove_unmounted(&new)?;
         let pb = Progress::spinner(
             &format!("build root ({SUITE})"),
             &format!("making {} with mmdebstrap, {why} (log: {})", self.dir.display(), log.display()),
         );
+        let made = self.make(&mmdebstrap, &new, &log);
+        pb.finish();
+        let newest = made?;
+        let old = self.dir.with_extension("old");
+        remove_unmounted(&old)?;
+        if self.dir.exists() {
+            fs::rename(&self.dir, &old)?;
+        }
+        fs::rename(&new, &self.dir)?;
+        fs::write(self.manifest_file(), manifest())?;
+        remove_unmounted(&old)?;
+        eprintln!("lab: build root ready at {} ({SUITE}, with {newest})", self.dir.display());
+        Ok(())
+    }
+
+    /// Runs mmdebstrap into `new`, then installs the newest kernel source
+    /// there; returns that package's name.
+    fn make(&self, mmdebstrap: &Path, new: &Path, log: &Path) -> Result<String> {
         let mut c = Command::new(mmdebstrap);
-        c.args(["--variant=apt", "--components=main", "--mode=root"]);
+        // unshare mode, as root, mounts what the packages' scripts need in a
+        // mount namespace of its own: a killed mmdebstrap leaves no mount
+        // behind on the host (root mode would).
+        c.args(["--variant=apt", "--components=main", "--mode=unshare"]);
         let arches: Vec<&str> = std::iter::once("amd64").chain(FOREIGN_ARCHES.iter().copied()).collect();
         c.arg(format!("--architectures={}", arches.join(",")));
         c.arg(format!("--include={}", PACKAGES.join(",")));
         // Keep apt's lists: the lab asks apt in the root for the newest
         // kernel source and downloads the arm64 guest's packages.
         c.arg("--skip=cleanup/apt/lists");
-        c.arg(SUITE).arg(&new).args(SOURCES);
-        let res = cmd::run_logged(&mut c, &log, |_| {});
-        if let Err(e) = res {
-            pb.finish();
-            let text = fs::read_to_string(&log).unwrap_or_default();
+        c.arg(SUITE).arg(new).args(SOURCES);
+        if let Err(e) = cmd::run_logged(&mut c, log, |_| {}) {
+            let text = fs::read_to_string(log).unwrap_or_default();
             return Err(match apt_failure(&text) {
                 Some(why) => anyhow!(
                     "the build root could not be made: {why}.\nCheck the package list in lab/src/root.rs \
@@ -221,27 +239,14 @@ impl Root {
             });
         }
         // The mainline source: the newest linux-source-N.M of the sources.
-        let staged = Root::new(&new, self.shared.clone());
+        let staged = Root::new(new, self.shared.clone());
         let names = cmd::output(staged.command("apt-cache").args(["pkgnames", SOURCE_PREFIX]))?;
-        let newest = newest_source(names.lines()).ok_or_else(|| {
-            anyhow!("no {SOURCE_PREFIX}N.M package in {}: check the sources", SOURCES.join(", "))
-        })?;
+        let newest = newest_source(names.lines())
+            .ok_or_else(|| anyhow!("no {SOURCE_PREFIX}N.M package in {}: check the sources", SOURCES.join(", ")))?;
         let mut install = staged.command("apt-get");
         install.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends", &newest]);
-        cmd::run_logged(&mut install, &log, |_| {}).with_context(|| format!("installing {newest} in the root"))?;
-        pb.finish();
-        let old = self.dir.with_extension("old");
-        if self.dir.exists() {
-            let _ = fs::remove_dir_all(&old);
-            fs::rename(&self.dir, &old)?;
-        }
-        fs::rename(&new, &self.dir)?;
-        fs::write(self.manifest_file(), manifest())?;
-        if old.exists() {
-            fs::remove_dir_all(&old).with_context(|| format!("cannot remove the old root {}", old.display()))?;
-        }
-        eprintln!("lab: build root ready at {} ({SUITE}, with {newest})", self.dir.display());
-        Ok(())
+        cmd::run_logged(&mut install, log, |_| {}).with_context(|| format!("installing {newest} in the root"))?;
+        Ok(newest)
     }
 
     /// `program` as a command that runs inside the root, with a clean
@@ -274,12 +279,13 @@ impl Root {
                 }
             }
             Err(e) => {
-                // A path with a NUL byte: the command must not run outside.
-                let msg = format!("{e:#}");
-                // SAFETY: as above; the closure only builds an io::Error
-                // from a string made before the fork.
+                // A path with a NUL byte: the command must not run outside
+                // the root. Say why now; the child only fails.
+                eprintln!("lab: cannot enter the build root {}: {e:#}", self.dir.display());
+                // SAFETY: as above; the closure makes an io::Error from an
+                // error number, which allocates nothing.
                 unsafe {
-                    c.pre_exec(move || Err(std::io::Error::other(msg.clone())));
+                    c.pre_exec(|| Err(std::io::Error::from_raw_os_error(libc::EINVAL)));
                 }
             }
         }
@@ -292,7 +298,8 @@ impl Root {
         let mut binds = Vec::new();
         // /dev with its sub-mounts (pts, shm), /sys, the host's DNS setup
         // (apt-get download), and the shared folders.
-        for (host, recursive) in [(Path::new("/dev"), true), (Path::new("/sys"), true), (Path::new("/etc/resolv.conf"), false)]
+        for (host, recursive) in
+            [(Path::new("/dev"), true), (Path::new("/sys"), true), (Path::new("/etc/resolv.conf"), false)]
         {
             if host.exists() && self.dir.join(host.strip_prefix("/").unwrap_or(host)).exists() {
                 binds.push((cstr(host)?, inside(host)?, recursive));
@@ -361,8 +368,8 @@ impl Root {
 impl Entry {
     /// Enters the root: a mount namespace of its own, the binds and /proc,
     /// then chroot, and back into the folder the command started in (which
-    /// is shared, so it has the same path inside; `/` otherwise). Runs in
-    /// the child before exec.
+    /// must be shared, so that it has the same path inside). Runs in the
+    /// child before exec.
     fn enter(&self) -> std::io::Result<()> {
         let check = |rc: libc::c_int| if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
         let mut cwd = [0u8; 4096];
@@ -371,8 +378,7 @@ impl Entry {
         // are async-signal-safe.
         unsafe {
             if libc::getcwd(cwd.as_mut_ptr().cast(), cwd.len()).is_null() {
-                cwd[0] = b'/';
-                cwd[1] = 0;
+                return Err(std::io::Error::last_os_error());
             }
             check(libc::unshare(libc::CLONE_NEWNS))?;
             // Nothing mounted here may show up on the host.
@@ -395,12 +401,40 @@ impl Entry {
                 std::ptr::null(),
             ))?;
             check(libc::chroot(self.root.as_ptr()))?;
-            if libc::chdir(cwd.as_ptr().cast()) != 0 {
-                check(libc::chdir(c"/".as_ptr()))?;
-            }
+            // A folder that is not shared does not exist inside: fail
+            // rather than run somewhere else.
+            check(libc::chdir(cwd.as_ptr().cast()))?;
         }
         Ok(())
     }
+}
+
+/// Removes `dir` (a partial or an old root) unless something is mounted
+/// under it: then it names the mounts instead of failing inside them.
+fn remove_unmounted(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let held: Vec<&str> =
+        mounts.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|m| Path::new(m).starts_with(dir)).collect();
+    if !held.is_empty() {
+        bail!(
+            "{} still has mounts in it (a build root whose making was killed?): {}. Unmount them \
+             (`umount -R {}`) and run the lab again.",
+            dir.display(),
+            held.join(", "),
+            dir.display()
+        );
+    }
+    fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))
+}
+
+/// Whether the lab runs as root (and so may install packages, make the
+/// build root and enter it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid() has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// `(N, M)` of a `linux-source-N.M` package name.
@@ -451,17 +485,25 @@ mod tests {
     #[test]
     fn an_apt_failure_names_the_package() {
         let log = "I: running apt-get update...\nE: Unable to locate package clang-99\nE: mmdebstrap failed\n";
-        assert_eq!(apt_failure(log).unwrap(), "package clang-99 does not exist (apt: `E: Unable to locate package clang-99`)");
+        assert_eq!(
+            apt_failure(log).unwrap(),
+            "package clang-99 does not exist (apt: `E: Unable to locate package clang-99`)"
+        );
         let deps = "The following packages have unmet dependencies:\n rustc-web : Depends: libllvm22 (>= 1:22) but it is not going to be installed\n";
         assert!(apt_failure(deps).unwrap().starts_with("package rustc-web has unmet dependencies"));
         assert!(apt_failure("I: all fine\n").is_none());
-        assert_eq!(apt_failure("I: x\nE: unable to mount proc\n").unwrap(), "no package was named, but: unable to mount proc");
+        assert_eq!(
+            apt_failure("I: x\nE: unable to mount proc\n").unwrap(),
+            "no package was named, but: unable to mount proc"
+        );
     }
 
     #[test]
     fn the_manifest_changes_with_the_package_list() {
         let m = manifest();
-        assert!(m.contains("package rustc-web\n") && m.contains("source deb http://deb.debian.org/debian trixie main\n"));
+        assert!(
+            m.contains("package rustc-web\n") && m.contains("source deb http://deb.debian.org/debian trixie main\n")
+        );
         assert!(m.starts_with("suite trixie\n"));
     }
 

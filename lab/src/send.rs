@@ -389,11 +389,14 @@ mod tests {
 
     #[test]
     fn the_series_makes_a_round_trip_through_git_send_email() {
-        let dir = tempfile::tempdir().unwrap();
-        // The build root's git send-email, with the test's folder shared.
+        // The build root's git send-email, on a folder of the checkout
+        // (which the root shares).
         let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
         assert!(layout.root().join("usr/bin").is_dir(), "no build root: run `lab setup` (make test does) first");
-        let root = Root::new(layout.root(), vec![dir.path().to_path_buf()]);
+        let scratch = layout.build.join("tmp");
+        fs::create_dir_all(&scratch).unwrap();
+        let dir = tempfile::tempdir_in(&scratch).unwrap();
+        let root = Root::new(layout.root(), vec![layout.repo.clone()]);
         let (repo, cover) = fixture(dir.path());
         let series = format(&repo, &cover, &dir.path().join("mail"), "Sen Der <s@example.org>", &fixed).unwrap();
         assert_eq!(series.files.len(), 3);

@@ -13,7 +13,7 @@ use crate::arch::Arch;
 use crate::base::{Base, Source};
 use crate::cmd;
 use crate::layout::Layout;
-use crate::root::Root;
+use crate::root::{is_root, Root};
 
 /// Debian packages the host needs: mmdebstrap makes the build root. git
 /// (for the work trees) is on every machine that cloned the lab.
@@ -99,13 +99,6 @@ pub fn missing_packages(packages: &[&str]) -> Result<Vec<String>> {
 /// The exact command a user must run to install `missing`.
 pub fn install_command(missing: &[String]) -> String {
     format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "))
-}
-
-/// Whether the lab runs as root (and so may install packages and enter the
-/// build root).
-pub fn is_root() -> bool {
-    // SAFETY: geteuid() has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Installs the host's missing Debian packages (as root), or says what to

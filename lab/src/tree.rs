@@ -83,8 +83,8 @@ pub fn ensure_base(layout: &Layout, root: &Root, base: Base, source: &Source) ->
     unpack(&tarball, &tmp)?;
     let dropped_ignore = drop_debian_ignore_rule(&tmp.join(".gitignore"))?;
 
-    let maintainer =
-        cmd::output(root.command("dpkg-query").args(["-W", "-f", "${Maintainer}", &source.package])).unwrap_or_default();
+    let maintainer = cmd::output(root.command("dpkg-query").args(["-W", "-f", "${Maintainer}", &source.package]))
+        .unwrap_or_default();
     let (name, email) =
         split_ident(maintainer.trim()).unwrap_or(("Debian Kernel Team", "debian-kernel@lists.debian.org"));
     let mtime = fs::metadata(&tarball)?.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_secs();
@@ -125,6 +125,21 @@ pub fn ensure_base(layout: &Layout, root: &Root, base: Base, source: &Source) ->
     fs::rename(&tmp, &tree)?;
     eprintln!("lab: {base} tree at {} (Linux {kver}, Debian {} {})", tree.display(), source.package, source.version);
     Ok(())
+}
+
+/// The Debian source the work tree of `base` was made from, as recorded
+/// when it was made (it stays while the build root moves on).
+pub fn recorded_source(layout: &Layout, base: Base) -> Result<Source> {
+    let tree = layout.tree(base);
+    let get = |key: &str| -> Result<String> {
+        Ok(cmd::output(git(&tree).args(["config", "--get", key]))
+            .with_context(|| format!("{} records no {key}: remake it (remove it after `make export`)", tree.display()))?
+            .trim()
+            .to_string())
+    };
+    let package = get("lab.base-package")?;
+    let tarball = PathBuf::from(format!("/usr/src/{package}.tar.xz"));
+    Ok(Source { version: get("lab.base-version")?, package, tarball })
 }
 
 /// The block Debian appends to the top-level .gitignore.
@@ -246,8 +261,8 @@ fn format_patches(tree: &Path, dir: &Path) -> Result<Vec<String>> {
 }
 
 /// What makes a patch the same patch: its change, as `git patch-id
-/// --stable` sees it (whitespace, index lines and hunk offsets do not
-/// count), its author and its message.
+/// --stable --verbatim` sees it (index lines and hunk offsets do not
+/// count; whitespace does), its author and its message.
 #[derive(Debug, PartialEq, Eq)]
 pub struct PatchIdentity {
     pub patch_id: String,
@@ -255,12 +270,12 @@ pub struct PatchIdentity {
     pub message: String,
 }
 
-/// `git patch-id --stable` of format-patch text holding one or more
-/// patches, in order.
+/// `git patch-id --stable --verbatim` of format-patch text holding one
+/// or more patches, in order.
 fn patch_ids(tree: &Path, text: &[u8]) -> Result<Vec<String>> {
     use std::io::Write as _;
     let mut child = git(tree)
-        .args(["patch-id", "--stable"])
+        .args(["patch-id", "--stable", "--verbatim"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -270,34 +285,17 @@ fn patch_ids(tree: &Path, text: &[u8]) -> Result<Vec<String>> {
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output()?;
     writer.join().map_err(|_| anyhow!("git patch-id's writer panicked"))??;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect())
-}
-
-/// The identities of the commits after `base`, in order.
-pub fn commit_identities(tree: &Path) -> Result<Vec<PatchIdentity>> {
-    let range = format!("{BASE_TAG}..HEAD");
-    let log = cmd::output(git(tree).args(["log", "--reverse", "--format=%an <%ae>%x00%s%n%n%b%x00", &range]))?;
-    let stream = cmd::output(git(tree).args(["format-patch", "--stdout", "--no-signature", &range]))?;
-    let ids = patch_ids(tree, stream.as_bytes())?;
-    let fields: Vec<&str> = log.split('\0').collect();
-    let commits: Vec<(String, String)> = fields
-        .chunks(2)
-        .filter(|c| c.len() == 2)
-        .map(|c| (c[0].trim().to_string(), normalise_message(c[1])))
-        .collect();
-    if ids.len() != commits.len() {
-        bail!("git patch-id gave {} ids for {} commits after base in {}", ids.len(), commits.len(), tree.display());
-    }
-    Ok(ids
-        .into_iter()
-        .zip(commits)
-        .map(|(patch_id, (author, message))| PatchIdentity { patch_id, author, message })
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
         .collect())
 }
 
-/// The identity of a stored patch file: its patch-id, and its author and
+/// The identity of a format-patch file: its patch-id, and its author and
 /// message as `git mailinfo` reads the mail (headers decoded, `[PATCH]`
-/// dropped).
+/// dropped, notes after `---` left out). The tree's commits are compared
+/// through their own export, so both sides are read the same way.
 pub fn file_identity(tree: &Path, patch: &Path, scratch: &Path) -> Result<PatchIdentity> {
     let bytes = fs::read(patch).with_context(|| format!("cannot read {}", patch.display()))?;
     let patch_id = patch_ids(tree, &bytes)?.into_iter().next().unwrap_or_default();
@@ -339,12 +337,17 @@ pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
         return Ok(TreeState::Dirty(dirty));
     }
     let series = read_series(&layout.patches(base))?;
-    let commits = commit_identities(&tree)?;
     let scratch = layout.base_dir(base).join("tmp").join("state");
-    let mut same = commits.len() == series.len();
+    let _ = fs::remove_dir_all(&scratch);
+    let exported = scratch.join("export");
+    let names = format_patches(&tree, &exported)?;
+    // format-patch leaves out merges: such a tree is no series of patches.
+    let commits: usize =
+        cmd::output(git(&tree).args(["rev-list", "--count", &format!("{BASE_TAG}..HEAD")]))?.trim().parse()?;
+    let mut same = names.len() == commits && names.len() == series.len();
     if same {
-        for (c, p) in commits.iter().zip(&series) {
-            if *c != file_identity(&tree, p, &scratch)? {
+        for (n, p) in names.iter().zip(&series) {
+            if file_identity(&tree, &exported.join(n), &scratch)? != file_identity(&tree, p, &scratch)? {
                 same = false;
                 break;
             }
@@ -352,14 +355,12 @@ pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
     }
     if same {
         // The same series: which stored files would an export rewrite?
-        let tmp = scratch.join("export");
-        let _ = fs::remove_dir_all(&tmp);
-        let names = format_patches(&tree, &tmp)?;
         let stale = names
             .iter()
             .zip(&series)
             .filter(|(n, p)| {
-                p.file_name().is_none_or(|f| f.to_string_lossy() != **n) || fs::read(tmp.join(n)).ok() != fs::read(p).ok()
+                p.file_name().is_none_or(|f| f.to_string_lossy() != **n)
+                    || fs::read(exported.join(n)).ok() != fs::read(p).ok()
             })
             .map(|(n, _)| n.clone())
             .collect();

@@ -7,11 +7,11 @@
 
 use lab::base::Base;
 use lab::layout::Layout;
-use lab::root::Root;
-use lab::variant::Variant;
 use lab::plan::Plan;
 use lab::report;
 use lab::results::{self, HostOutcome, KunitPy, Status, TestResult};
+use lab::root::Root;
+use lab::variant::Variant;
 use std::path::{Path, PathBuf};
 
 fn data() -> PathBuf {
@@ -22,9 +22,12 @@ fn data() -> PathBuf {
 /// runs come from), and its scratch folder.
 fn kunit_py() -> (tempfile::TempDir, KunitPy) {
     let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-    let work = tempfile::tempdir().unwrap();
     assert!(layout.root().join("usr/bin").is_dir(), "no build root: run `lab setup` first");
-    let root = Root::new(layout.root(), vec![layout.repo.clone(), work.path().to_path_buf()]);
+    // A folder of the checkout, which the root shares.
+    let scratch = layout.build.join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let work = tempfile::tempdir_in(&scratch).unwrap();
+    let root = Root::new(layout.root(), vec![layout.repo.clone()]);
     let ktap = KunitPy::new(&root, &layout.tree(Base::Lts612), work.path())
         .expect("the 6.12 kernel tree (for kunit.py): run `lab tree --base 6.12` first");
     (work, ktap)
