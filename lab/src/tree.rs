@@ -261,8 +261,8 @@ fn format_patches(tree: &Path, dir: &Path) -> Result<Vec<String>> {
 }
 
 /// What makes a patch the same patch: its change, as `git patch-id
-/// --stable --verbatim` sees it (index lines and hunk offsets do not
-/// count; whitespace does), its author and its message.
+/// --verbatim` sees it (index lines and hunk offsets do not count;
+/// whitespace does), its author and its message.
 #[derive(Debug, PartialEq, Eq)]
 pub struct PatchIdentity {
     pub patch_id: String,
@@ -270,12 +270,12 @@ pub struct PatchIdentity {
     pub message: String,
 }
 
-/// `git patch-id --stable --verbatim` of format-patch text holding one
-/// or more patches, in order.
+/// `git patch-id --verbatim` (a stable sum of the file diffs, which keeps
+/// whitespace) of format-patch text holding one or more patches, in order.
 fn patch_ids(tree: &Path, text: &[u8]) -> Result<Vec<String>> {
     use std::io::Write as _;
     let mut child = git(tree)
-        .args(["patch-id", "--stable", "--verbatim"])
+        .args(["patch-id", "--verbatim"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -285,6 +285,9 @@ fn patch_ids(tree: &Path, text: &[u8]) -> Result<Vec<String>> {
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output()?;
     writer.join().map_err(|_| anyhow!("git patch-id's writer panicked"))??;
+    if !out.status.success() {
+        bail!("git patch-id failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -298,7 +301,10 @@ fn patch_ids(tree: &Path, text: &[u8]) -> Result<Vec<String>> {
 /// through their own export, so both sides are read the same way.
 pub fn file_identity(tree: &Path, patch: &Path, scratch: &Path) -> Result<PatchIdentity> {
     let bytes = fs::read(patch).with_context(|| format!("cannot read {}", patch.display()))?;
-    let patch_id = patch_ids(tree, &bytes)?.into_iter().next().unwrap_or_default();
+    let patch_id = patch_ids(tree, &bytes)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} holds no patch git patch-id can read", patch.display()))?;
     fs::create_dir_all(scratch)?;
     let (msg, diff) = (scratch.join("msg"), scratch.join("patch"));
     let out = git(tree)

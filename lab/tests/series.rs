@@ -223,6 +223,15 @@ fn the_same_series_after_a_rebase_is_up_to_date_and_its_files_only_need_an_expor
     assert_eq!(tree::export(&other, B).unwrap(), ["0001-mm-change-line-20.patch"]);
     assert_eq!(tree::state(&other, B).unwrap(), TreeState::UpToDate { stale: vec![] });
 
+    // So is a change of whitespace inside a line: stored files that
+    // differ only so must be applied, not refreshed away.
+    let stored_first = other.patches(B).join("0001-mm-change-line-20.patch");
+    let text = fs::read_to_string(&stored_first).unwrap();
+    fs::write(&stored_first, text.replace("+line 20 changed", "+line 20  changed")).unwrap();
+    assert!(matches!(tree::state(&other, B).unwrap(), TreeState::Replaceable | TreeState::Diverged(_)));
+    fs::write(&stored_first, text).unwrap();
+    assert_eq!(tree::state(&other, B).unwrap(), TreeState::UpToDate { stale: vec![] });
+
     // A reworded message is another series.
     git(&t, &["commit", "-q", "--amend", "-m", "rust: mm: add fault.rs, reworded"]);
     assert!(matches!(tree::state(&other, B).unwrap(), TreeState::Diverged(_)));
