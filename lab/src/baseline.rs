@@ -8,25 +8,22 @@
 
 use std::collections::BTreeMap;
 
-use crate::arch::Arch;
 use crate::plan::Plan;
 use crate::results::{Status, TestResult};
 use crate::variant::Variant;
 
 /// The row of `rows` that `row` is compared with: test `row.test` on the
-/// `config` variant of the same base, on the same architecture if that ran,
-/// else on x86_64; never `row` itself.
+/// `config` variant of the same base and architecture (a program's cases
+/// differ between architectures: cow tries arm64's 64 KiB pages), never
+/// `row` itself.
 fn baseline_of<'a>(rows: &'a [TestResult], row: &TestResult, config: &str) -> Option<&'a TestResult> {
-    let on = |arch: Arch| {
-        rows.iter().find(|b| {
-            b.test == row.test
-                && b.variant.base == row.variant.base
-                && b.variant.config == config
-                && b.variant.arch == arch
-                && b.variant != row.variant
-        })
-    };
-    on(row.variant.arch).or_else(|| on(Arch::X86_64))
+    rows.iter().find(|b| {
+        b.test == row.test
+            && b.variant.base == row.variant.base
+            && b.variant.arch == row.variant.arch
+            && b.variant.config == config
+            && b.variant != row.variant
+    })
 }
 
 /// A case's result as the comparison sees it.
@@ -46,14 +43,14 @@ pub struct Difference {
     pub there: String,
 }
 
-/// The cases of `row` whose result is not `base`'s (a case missing on one
-/// side counts as `missing`).
+/// The cases (and the cases of the programs a runner ran) of `row` whose
+/// result is not `base`'s; a case missing on one side counts as `missing`.
 pub fn differences(row: &TestResult, base: &TestResult) -> Vec<Difference> {
     let mut all: BTreeMap<&str, (Option<&str>, Option<&str>)> = BTreeMap::new();
-    for c in &row.cases {
+    for c in row.cases.iter().chain(&row.subcases) {
         all.entry(&c.name).or_default().0 = Some(outcome(&c.status));
     }
-    for c in &base.cases {
+    for c in base.cases.iter().chain(&base.subcases) {
         all.entry(&c.name).or_default().1 = Some(outcome(&c.status));
     }
     all.into_iter()
@@ -89,12 +86,14 @@ pub fn compare(rows: &mut [TestResult], plan: &Plan) {
     let mut verdicts = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let Some(config) = plan.get(&r.test).and_then(|t| t.baseline.as_deref()) else { continue };
-        if r.variant.config == config && r.variant.arch == Arch::X86_64 {
+        if r.variant.config == config {
             continue;
         }
         let verdict = match baseline_of(rows, r, config) {
-            None if r.variant.config == config => continue,
-            None => Verdict::NoBaseline(format!("no {}/{config} run to compare with", r.variant.base)),
+            None => {
+                let c = Variant::new(r.variant.base, r.variant.arch, config);
+                Verdict::NoBaseline(format!("no {c} run to compare with"))
+            }
             Some(b) if matches!(b.status, Status::Hang | Status::Crash | Status::NotRun) || b.cases.is_empty() => {
                 Verdict::NoBaseline(format!("not compared: {} did not complete ({})", b.variant, b.status.label()))
             }
@@ -187,10 +186,27 @@ mod tests {
             "{}",
             rows[2].detail
         );
-        // arm64's plain kernel is a baseline of its own only for arm64
-        // variants; against x86_64's c it matches.
+        // arm64's plain kernel is the baseline of arm64 variants, not
+        // compared with x86_64's.
         assert_eq!(rows[3].status, Status::Pass);
-        assert!(rows[3].detail.ends_with("as mainline/c"), "{}", rows[3].detail);
+        assert_eq!(rows[3].detail, "n pass");
+        let mut arm = vec![
+            row("c", Base::Mainline, &[("cow", "FAIL")]),
+            row("arm64-c", Base::Mainline, &[("cow", "PASS")]),
+            row("arm64-rust", Base::Mainline, &[("cow", "PASS")]),
+        ];
+        compare(&mut arm, &plan);
+        assert_eq!(arm[2].status, Status::Pass);
+        assert!(arm[2].detail.ends_with("as mainline/arm64-c"), "{}", arm[2].detail);
+        // A skip inside one of the runner's programs is a difference too,
+        // though the program passed on both.
+        let mut sub =
+            vec![row("c", Base::Mainline, &[("cow", "PASS")]), row("rust", Base::Mainline, &[("cow", "PASS")])];
+        sub[0].subcases = vec![Case { name: "cow: 7".into(), status: "PASS".into() }];
+        sub[1].subcases = vec![Case { name: "cow: 7".into(), status: "SKIP".into() }];
+        compare(&mut sub, &plan);
+        assert_eq!(sub[1].status, Status::Fail);
+        assert!(sub[1].detail.contains("`cow: 7` skip here, pass there"), "{}", sub[1].detail);
         // Another base is never the baseline, and a baseline that did not
         // complete blames nobody else.
         assert_eq!(rows[4].status, Status::Pass);
@@ -199,5 +215,8 @@ mod tests {
         compare(&mut alone, &plan);
         assert_eq!(alone[0].status, Status::Pass);
         assert!(alone[0].detail.ends_with("no 6.12/c run to compare with"), "{}", alone[0].detail);
+        let mut arm_alone = vec![row("arm64-rust", Base::Lts612, &[("cow", "PASS")])];
+        compare(&mut arm_alone, &plan);
+        assert!(arm_alone[0].detail.ends_with("no 6.12/arm64-c run to compare with"), "{}", arm_alone[0].detail);
     }
 }

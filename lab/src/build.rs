@@ -122,6 +122,7 @@ pub struct Built {
 /// with a progress bar. Nothing changed means nothing rebuilt: kbuild
 /// decides.
 pub fn build_kernel(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<Built> {
+    let started = std::time::Instant::now();
     configure(layout, tc, k)?;
     let (out, v) = (&k.out, &k.variant);
     let label = v.to_string();
@@ -170,10 +171,11 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<Built
         fs::write(&count_file, built.steps.to_string())?;
     }
     eprintln!(
-        "lab: {label}: {} ({} build steps, {} warnings)",
+        "lab: {label}: {} ({} build steps, {} warnings, {:.0}s)",
         out.join(v.arch.image()).display(),
         built.steps,
-        built.warnings.len()
+        built.warnings.len(),
+        started.elapsed().as_secs_f64()
     );
     Ok(built)
 }

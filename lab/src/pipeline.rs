@@ -132,6 +132,7 @@ pub fn boot(
         Event::Line(_) => {}
     })?;
     pb.finish();
+    eprintln!("lab: {what}: done in {:.0}s", start.elapsed().as_secs_f64());
     // With the log and the plan, this replays the analysis (lab/tests/data).
     std::fs::write(dir.join("outcome.json"), serde_json::to_string_pretty(&outcome)?)?;
     std::fs::write(dir.join("plan"), plan.render())?;

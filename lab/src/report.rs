@@ -95,6 +95,7 @@ mod tests {
             secs: Some(1.25),
             detail: String::new(),
             cases: vec![],
+            subcases: vec![],
             splats: vec![],
         }
     }

@@ -81,6 +81,11 @@ pub struct TestResult {
     /// A short explanation: counts of cases, the failure, the exit code.
     pub detail: String,
     pub cases: Vec<Case>,
+    /// The cases of the programs a runner ran (run_vmtests.sh's tests'
+    /// own TAP), named `<program>: <number>`; what the baseline comparison
+    /// holds to the plain kernel, beside `cases`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subcases: Vec<Case>,
     pub splats: Vec<Splat>,
 }
 
@@ -94,6 +99,7 @@ impl TestResult {
             secs: None,
             detail,
             cases: Vec::new(),
+            subcases: Vec::new(),
             splats: Vec::new(),
         }
     }
@@ -185,6 +191,47 @@ pub fn plan_first(text: &str) -> String {
         }
         _ => text.to_string(),
     }
+}
+
+/// kselftest's runner (run_vmtests.sh) announcing a program: `# running
+/// ./cow`.
+static RUNNER_PROGRAM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^# running (?:\./)?(.+?)\s*$").expect("valid regex"));
+/// A result line of the program's own TAP, under the runner's `# `
+/// prefix.
+static RUNNER_CASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^# (not )?ok (\d+)(?: - | )?(.*?)(?:\s*# (SKIP|XFAIL|XPASS|TODO)\b.*)?$").expect("valid regex")
+});
+
+/// The cases of the programs a kselftest runner ran, from their TAP under
+/// its `# ` prefix: `cow: 3` for cow's third case. A program is named by
+/// its `# running` line, with its arguments (gup_test runs five times); a
+/// case counts as PASS, SKIP (skip, xfail) or FAIL.
+pub fn runner_subcases(lines: &[String]) -> Vec<Case> {
+    let mut program: Option<String> = None;
+    let mut out = Vec::new();
+    for l in lines {
+        if let Some(c) = RUNNER_PROGRAM.captures(l) {
+            program = Some(c[1].to_string());
+            continue;
+        }
+        // The runner's own result line ends the program's output.
+        if l.starts_with("ok ") || l.starts_with("not ok ") {
+            program = None;
+            continue;
+        }
+        let (Some(p), Some(c)) = (&program, RUNNER_CASE.captures(l)) else { continue };
+        let status = match (c.get(1).is_some(), c.get(4).map(|m| m.as_str())) {
+            (_, Some("SKIP" | "XFAIL")) => "SKIP",
+            (false, _) => "PASS",
+            (true, _) => "FAIL",
+        };
+        // By number: descriptions may carry what a run measured
+        // (pagemap_ioctl's "Extra pages 18 (0.0%)"), and the same program
+        // on the same architecture numbers its cases the same way.
+        out.push(Case { name: format!("{p}: {}", &c[2]), status: status.into() });
+    }
+    out
 }
 
 static DIRECTIVE_FIRST: LazyLock<Regex> =
@@ -522,7 +569,10 @@ fn judge(
     match format {
         Format::Exit => {}
         Format::Ktap => match ktap.parse(&format!("{}-{}", variant.name(), test.name), &text) {
-            Ok(cases) => r.cases = cases,
+            Ok(cases) => {
+                r.cases = cases;
+                r.subcases = runner_subcases(lines);
+            }
             Err(e) => {
                 r.status = Status::Fail;
                 r.detail = format!("cannot parse KTAP output: {e}");
@@ -575,6 +625,16 @@ fn judge(
     }
     let cases = std::mem::take(&mut r.cases);
     judge_cases(r, cases, rc);
+    if !r.subcases.is_empty() {
+        let count = |s: &str| r.subcases.iter().filter(|c| c.status == s).count();
+        r.detail.push_str(&format!(
+            "; inside: {} cases, {} pass, {} skip, {} fail",
+            r.subcases.len(),
+            count("PASS"),
+            count("SKIP"),
+            count("FAIL")
+        ));
+    }
     if rc == 4 {
         // KSFT_SKIP: the whole program skipped; its reason beats the counts.
         let why = lines
@@ -655,6 +715,25 @@ mod tests {
         // A plan already first, and nested plans, stay where they are.
         let first = "TAP version 13\n1..2\nok 1 a\n# 1..5\nok 2 b\n";
         assert_eq!(plan_first(first), first);
+    }
+
+    #[test]
+    fn a_runners_programs_give_their_own_cases() {
+        let log = "TAP version 13\n# -----\n# running ./cow\n# -----\n# TAP version 13\n# 1..3\n\
+                   # # [RUN] a\n# ok 1 Basic COW with base page\n# ok 2 with THP # SKIP no THP\n\
+                   # not ok 3 with hugetlb\n# # Totals: pass:1\n# [FAIL]\nnot ok 1 cow # exit=1\n\
+                   # running ./gup_test -u\n# ok 1 - fine\n# ok 2 # XFAIL known\n# [PASS]\nok 2 gup_test -u\n\
+                   # SUMMARY: PASS=1\n# ok 9 not in a program\n";
+        let lines: Vec<String> = log.lines().map(str::to_string).collect();
+        let got: Vec<(String, String)> = runner_subcases(&lines).into_iter().map(|c| (c.name, c.status)).collect();
+        let want = [
+            ("cow: 1", "PASS"),
+            ("cow: 2", "SKIP"),
+            ("cow: 3", "FAIL"),
+            ("gup_test -u: 1", "PASS"),
+            ("gup_test -u: 2", "SKIP"),
+        ];
+        assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
     }
 
     #[test]

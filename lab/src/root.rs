@@ -197,6 +197,7 @@ impl Root {
             &format!("build root ({SUITE})"),
             &format!("making {} with mmdebstrap, {why} (log: {})", self.dir.display(), log.display()),
         );
+        let started = std::time::Instant::now();
         let made = self.make(&mmdebstrap, &new, &log);
         pb.finish();
         let newest = made?;
@@ -208,7 +209,11 @@ impl Root {
         fs::rename(&new, &self.dir)?;
         fs::write(self.manifest_file(), manifest())?;
         remove_unmounted(&old)?;
-        eprintln!("lab: build root ready at {} ({SUITE}, with {newest})", self.dir.display());
+        eprintln!(
+            "lab: build root ready at {} ({SUITE}, with {newest}) in {:.0}s",
+            self.dir.display(),
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     }
 
