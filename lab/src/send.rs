@@ -160,21 +160,21 @@ pub fn round_trip(root: &Root, tree: &Path, from: &str, series: &Series, work: &
         }
         // The envelope is exactly the mail's get_maintainer.pl recipients,
         // plus what send-email adds by default: the sender and the
-        // addresses of the mail's own Signed-off-by lines.
+        // addresses of the mail's own trailers (Signed-off-by, other -by:
+        // tags, Cc: such as `Cc: stable@vger.kernel.org`).
         let wanted: Vec<&str> = want.to.iter().chain(&want.cc).map(|a| address(a)).collect();
         for addr in &wanted {
             if !m.rcpt.iter().any(|r| r.eq_ignore_ascii_case(addr)) {
                 bail!("`{subject}` did not go to {addr} (it went to {}; {})", m.rcpt.join(", "), file.display());
             }
         }
-        let signers: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("Signed-off-by: "))
-            .map(address)
-            .chain([address(from)])
-            .collect();
-        if let Some(extra) = m.rcpt.iter().find(|r| !wanted.iter().chain(&signers).any(|a| a.eq_ignore_ascii_case(r))) {
-            bail!("`{subject}` also went to {extra}, whom get_maintainer.pl did not name for it ({})", file.display());
+        let named: Vec<&str> = trailer_addresses(split_mail(&text).1).chain([address(from)]).collect();
+        if let Some(extra) = m.rcpt.iter().find(|r| !wanted.iter().chain(&named).any(|a| a.eq_ignore_ascii_case(r))) {
+            bail!(
+                "`{subject}` also went to {extra}, whom neither get_maintainer.pl nor the mail's own trailers \
+                 name ({})",
+                file.display()
+            );
         }
         rcpts += m.rcpt.len();
         if i > 0 {
@@ -214,7 +214,24 @@ fn sparse_checkout(tree: &Path, dir: &Path) -> Result<()> {
 static SUBJECT_NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\[.*?(\d+)/\d+\]").expect("valid regex"));
 
 /// The address in `Name <address>`.
+/// The addresses git send-email copies from a mail's body by default
+/// (`--suppress-cc` unset): those of `Cc:` lines and of `*-by:` trailers
+/// such as Signed-off-by and Reviewed-by.
+fn trailer_addresses(body: &str) -> impl Iterator<Item = &str> {
+    body.lines()
+        .filter_map(|l| {
+            let (tag, value) = l.split_once(": ")?;
+            let is_trailer = tag.eq_ignore_ascii_case("cc")
+                || (tag.len() > 3 && tag[tag.len() - 3..].eq_ignore_ascii_case("-by") && !tag.contains(' '));
+            is_trailer.then_some(value)
+        })
+        .map(address)
+}
+
+/// The address of `Name <addr>` or of a bare `addr`, without a trailing
+/// `# comment` (as in `Cc: stable@vger.kernel.org # 6.6.x`).
 fn address(a: &str) -> &str {
+    let a = a.split_once(" #").map_or(a, |(a, _)| a);
     match (a.rfind('<'), a.rfind('>')) {
         (Some(s), Some(e)) if s < e => &a[s + 1..e],
         _ => a.trim(),
@@ -346,6 +363,16 @@ mod tests {
         let m = add_recipients("From: me\nSubject: s\n\nbody\n\nmore\n", &a);
         assert_eq!(m, "From: me\nSubject: s\nTo: M <m@x>\nCc: l@x\n\nbody\n\nmore\n");
         assert_eq!(address("M <m@x>"), "m@x");
+        assert_eq!(address("stable@vger.kernel.org # 6.6.x"), "stable@vger.kernel.org");
+        assert_eq!(address("<stable@vger.kernel.org> # 3.3.x: a1f84a3: sched: x"), "stable@vger.kernel.org");
+    }
+
+    #[test]
+    fn trailers_that_git_send_email_copies_are_found() {
+        let body = "Why.\n\nThe fix: a -> b.\n\nFixes: 29a22b9e08d7 (\"mm: x\")\n\
+                    Cc: stable@vger.kernel.org\nReviewed-by: R Ev <r@x>\nSigned-off-by: A U Thor <a@x>\n";
+        let got: Vec<&str> = trailer_addresses(body).collect();
+        assert_eq!(got, ["stable@vger.kernel.org", "r@x", "a@x"]);
     }
 
     /// A repository with `base` and two commits, and a kept cover letter.
@@ -367,7 +394,13 @@ mod tests {
         g(&["commit", "-q", "-m", "base"]);
         g(&["tag", BASE_TAG]);
         fs::write(repo.join("a"), "one\ntwo\n").unwrap();
-        g(&["commit", "-q", "-am", "mm: add two\n\nBecause.\n\nSigned-off-by: A U Thor <a@example.org>"]);
+        // A fix for stable: git send-email copies its Cc: trailer.
+        g(&[
+            "commit",
+            "-q",
+            "-am",
+            "mm: add two\n\nBecause.\n\nCc: stable@example.org\nSigned-off-by: A U Thor <a@example.org>",
+        ]);
         fs::write(repo.join("b"), "non-ASCII: \u{e9}\n").unwrap();
         g(&["add", "b"]);
         // A line that starts with a dot must survive SMTP's dot-stuffing.

@@ -334,13 +334,8 @@ fn normalise_message(m: &str) -> String {
 /// Compares the tree's commits after `base` with the series of `base`.
 pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
     let tree = layout.tree(base);
-    let gitdir = tree.join(".git");
-    if gitdir.join("rebase-apply").exists() {
-        return Ok(TreeState::AmInProgress);
-    }
-    let dirty = crate::git::uncommitted(&tree)?;
-    if !dirty.trim().is_empty() {
-        return Ok(TreeState::Dirty(dirty));
+    if let Some(unfinished) = unfinished(&tree)? {
+        return Ok(unfinished);
     }
     let series = read_series(&layout.patches(base))?;
     let scratch = layout.base_dir(base).join("tmp").join("state");
@@ -564,6 +559,16 @@ fn find_hunk(patch: &str, file: &str, old_start: u64) -> Option<(String, String)
     None
 }
 
+/// A `git am` that stopped, or uncommitted changes: work in the tree that no
+/// commit holds yet.
+fn unfinished(tree: &Path) -> Result<Option<TreeState>> {
+    if tree.join(".git").join("rebase-apply").exists() {
+        return Ok(Some(TreeState::AmInProgress));
+    }
+    let dirty = crate::git::uncommitted(tree)?;
+    Ok((!dirty.trim().is_empty()).then_some(TreeState::Dirty(dirty)))
+}
+
 /// Writes the commits after `base` to the series folder of `base` and
 /// rewrites its `series`.
 ///
@@ -571,12 +576,14 @@ fn find_hunk(patch: &str, file: &str, old_start: u64) -> Option<(String, String)
 /// are removed (the cover letter is kept). Returns the file names written.
 pub fn export(layout: &Layout, base: Base) -> Result<Vec<String>> {
     let tree = layout.tree(base);
-    match state(layout, base)? {
-        TreeState::AmInProgress => bail!(
+    // Not `state()`: the stored series is what export replaces, so a
+    // `series` file that names a patch someone deleted must not stop it.
+    match unfinished(&tree)? {
+        Some(TreeState::AmInProgress) => bail!(
             "{} is in the middle of `git am`: finish it (`git am --continue`) or abort it before exporting",
             tree.display()
         ),
-        TreeState::Dirty(files) => bail!(
+        Some(TreeState::Dirty(files)) => bail!(
             "{} has uncommitted changes, which export would not include:\n{}Commit them first.",
             tree.display(),
             files

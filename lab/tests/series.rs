@@ -236,3 +236,15 @@ fn the_same_series_after_a_rebase_is_up_to_date_and_its_files_only_need_an_expor
     git(&t, &["commit", "-q", "--amend", "-m", "rust: mm: add fault.rs, reworded"]);
     assert!(matches!(tree::state(&other, B).unwrap(), TreeState::Diverged(_)));
 }
+
+#[test]
+fn export_replaces_a_series_file_that_names_a_deleted_patch() {
+    let (_a, layout) = two_patch_series();
+    fs::remove_file(layout.patches(B).join("0002-rust-mm-add-fault.rs.patch")).unwrap();
+    // The stored series is broken now: the lab cannot compare with it ...
+    assert!(tree::state(&layout, B).is_err());
+    // ... but exporting the tree is how one mends it.
+    let changed = tree::export(&layout, B).unwrap();
+    assert!(changed.contains(&"0002-rust-mm-add-fault.rs.patch".to_string()), "{changed:?}");
+    assert_eq!(tree::state(&layout, B).unwrap(), TreeState::UpToDate { stale: vec![] });
+}
