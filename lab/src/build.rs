@@ -23,8 +23,9 @@ pub fn jobs() -> usize {
 }
 
 /// `make` in the build root on the tree of `base` for `arch` (kbuild's
-/// `ARCH=`), with the root's LLVM (`LLVM=-19`) and every tool pinned by
-/// its full path.
+/// `ARCH=`), with the base's LLVM (`LLVM=-22` for mainline, `-19` for
+/// 6.12), a bindgen whose libclang is the same release, and every tool
+/// pinned by its full path.
 ///
 /// C goes through ccache (in build/ccache), so that objects rebuilt with
 /// the same input, as when `make check` walks the series again, come from
@@ -33,16 +34,17 @@ pub fn jobs() -> usize {
 pub fn kmake(layout: &Layout, tc: &Toolchain, base: Base, out: &Path, arch: &str) -> Command {
     let mut c = tc.command("make");
     c.arg("-C").arg(layout.tree(base)).arg(format!("O={}", out.display()));
-    let llvm = tc.llvm();
+    let llvm = tc.llvm(base);
     c.arg(format!("ARCH={arch}")).arg(format!("LLVM={llvm}"));
     c.arg(format!("CC={} clang{llvm}", tc.ccache.display()));
     c.env("CCACHE_DIR", layout.ccache());
     c.env("CCACHE_MAXSIZE", "6G");
-    c.env("LIBCLANG_PATH", &tc.libclang_dir);
+    let bindgen = tc.bindgen(base);
+    c.env("LIBCLANG_PATH", &bindgen.libclang_dir);
     c.arg(format!("RUSTC={}", tc.rustc.display()));
     c.arg(format!("RUSTDOC={}", tc.rustdoc.display()));
     c.arg(format!("HOSTRUSTC={}", tc.rustc.display()));
-    c.arg(format!("BINDGEN={}", tc.bindgen.display()));
+    c.arg(format!("BINDGEN={}", bindgen.path.display()));
     c.arg(format!("CLIPPY_DRIVER={}", tc.clippy_driver.display()));
     c.arg(format!("RUSTFMT={}", tc.rustfmt.display()));
     c.arg("CLIPPY=1");

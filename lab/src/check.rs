@@ -144,6 +144,13 @@ fn changed_files(tree: &Path, commit: &str) -> Result<Vec<String>> {
     Ok(out.lines().map(str::to_string).collect())
 }
 
+/// The files `commit` adds.
+fn added_files(tree: &Path, commit: &str) -> Result<Vec<String>> {
+    let out =
+        cmd::output(git(tree).args(["diff-tree", "--no-commit-id", "--name-only", "--diff-filter=A", "-r", commit]))?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
 /// Runs `c` with its output in `log`; returns whether it succeeded and its
 /// output.
 fn run_to_log(c: &mut Command, log: &Path) -> (bool, String) {
@@ -347,8 +354,10 @@ fn check_patch(
     // UNKNOWN_COMMIT_ID: the tree is a release tarball with no upstream
     // history, so checkpatch.pl cannot find the commit a Fixes: tag names
     // and warns about every one; unknown_fixes() checks them instead,
-    // against config/known-commits.
-    c.current_dir(&tree).args(["--strict", "--ignore", "UNKNOWN_COMMIT_ID"]).arg(&patch);
+    // against config/known-commits. FILE_PATH_CHANGES: checkpatch.pl asks
+    // about MAINTAINERS for every new file, whether or not a section
+    // covers it; the maintainers cell below checks that one does.
+    c.current_dir(&tree).args(["--strict", "--ignore", "UNKNOWN_COMMIT_ID,FILE_PATH_CHANGES"]).arg(&patch);
     let (_, out) = run_to_log(&mut c, &log);
     let broken = out.lines().find(|l| l.starts_with("Traceback") || l.contains("Error:"));
     let known = parse_known_commits(&fs::read_to_string(layout.config().join("known-commits")).unwrap_or_default())?;
@@ -384,7 +393,23 @@ fn check_patch(
     // linux-mm is not required of every patch: fs/userfaultfd.c has no mm
     // entry in 6.12's MAINTAINERS, and the series as a whole goes to
     // linux-mm through its own entry.
-    cells.push(if ok && !r.to.is_empty() && !r.lists.is_empty() {
+    // And every file the patch adds has a section of its own (not only
+    // THE REST), so that later patches to it reach someone.
+    let mut orphans = Vec::new();
+    for f in added_files(&tree, commit)? {
+        if crate::maintainers::sections(&tc.root, &tree, &f)?.is_empty() {
+            orphans.push(f);
+        }
+    }
+    cells.push(if !orphans.is_empty() {
+        cell(
+            "maintainers",
+            Status::Fail,
+            format!("in no MAINTAINERS section: {} (add an F: line)", orphans.join(", ")),
+            Some(log),
+            start,
+        )
+    } else if ok && !r.to.is_empty() && !r.lists.is_empty() {
         cell("maintainers", Status::Pass, format!("To {}, Cc {}", r.to.len(), r.cc.len()), Some(log), start)
     } else {
         cell("maintainers", Status::Fail, "no maintainer, or no subsystem list in Cc".into(), Some(log), start)
@@ -495,7 +520,7 @@ fn compile_fault_o(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path, f: 
     let warnings: Vec<&str> =
         text.lines().filter(|l| l.contains("warning:") && ours.iter().any(|f| l.contains(&format!("{f}:")))).collect();
     Ok(if warnings.is_empty() {
-        cell(check, Status::Pass, format!("{obj} compiled (LLVM={})", tc.llvm()), Some(log), start)
+        cell(check, Status::Pass, format!("{obj} compiled (LLVM={})", tc.llvm(base)), Some(log), start)
     } else {
         cell(check, Status::Fail, format!("{} warnings, first: {}", warnings.len(), warnings[0]), Some(log), start)
     })

@@ -1,11 +1,11 @@
 //! Programs that must not compile against the kernel crate.
 //!
 //! The safety claims of `kernel::mm::fault` are type rules ("no VMA after
-//! the lock is released", "the lock stays on its task"). Kernel doctests
-//! cannot be `compile_fail` in 6.12, so the lab compiles each file of
-//! `checks/compile-fail/` the way kbuild compiles mm/fault_lock.rs, and
-//! expects the error code its `expect:` line names; a control copy with
-//! the offending lines replaced must compile.
+//! the lock is released", "the lock stays on its task", "no result that
+//! misstates the lock"). The lab compiles each file of
+//! `checks/compile-fail/<base>/` the way kbuild compiles mm/fault_lock.rs,
+//! and expects the error code its `expect:` line names; a control copy
+//! with the offending lines replaced must compile.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -16,7 +16,7 @@ use crate::root::Root;
 const MARK: &str = "// compile-fail: ";
 
 /// The rustc command kbuild used for `object` (from its `.cmd` file),
-/// without the trailing objtool steps.
+/// without the steps that follow it.
 pub fn rustc_command(kbuild: &Path, object: &str) -> Result<String> {
     let rel = Path::new(object);
     let cmd_file = kbuild
@@ -29,7 +29,9 @@ pub fn rustc_command(kbuild: &Path, object: &str) -> Result<String> {
         .lines()
         .find_map(|l| l.strip_prefix(&format!("savedcmd_{object} := ")))
         .with_context(|| format!("{} holds no command for {object}", cmd_file.display()))?;
-    Ok(line.split(" ; ").next().unwrap_or(line).trim().to_string())
+    // The rustc step ends at the first `;`: objtool follows it, and with
+    // CONFIG_RUST_INLINE_HELPERS llvm-link and clang (`...rs;llvm-link-22 ...`).
+    Ok(line.split(';').next().unwrap_or(line).trim().to_string())
 }
 
 /// The control copy: marked lines replaced by their marker's code.
@@ -133,6 +135,21 @@ mod tests {
         let src = "fn f() -> usize {\n    let a = 1;\n    a + b() // compile-fail: a\n}\n// expect: E0505\n";
         assert_eq!(control(src), "fn f() -> usize {\n    let a = 1;\n    a\n}\n// expect: E0505\n");
         assert_eq!(expected(src).as_deref(), Some("E0505"));
+    }
+
+    #[test]
+    fn the_rustc_step_is_cut_from_what_follows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("mm")).unwrap();
+        // With CONFIG_RUST_INLINE_HELPERS (no space before llvm-link's `;`).
+        let saved = "savedcmd_mm/fault_lock.o := OBJTREE=/k clippy-driver --emit=llvm-bc=mm/fault_lock.bc \
+                     /t/mm/fault_lock.rs;llvm-link-22 --internalize mm/fault_lock.bc -o mm/fault_lock.m.bc; \
+                     clang-22 -c mm/fault_lock.m.bc ; ./tools/objtool/objtool mm/fault_lock.o\n";
+        std::fs::write(dir.path().join("mm/.fault_lock.o.cmd"), saved).unwrap();
+        assert_eq!(
+            rustc_command(dir.path(), "mm/fault_lock.o").unwrap(),
+            "OBJTREE=/k clippy-driver --emit=llvm-bc=mm/fault_lock.bc /t/mm/fault_lock.rs"
+        );
     }
 
     #[test]

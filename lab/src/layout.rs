@@ -78,6 +78,12 @@ impl Layout {
         self.build.join("root").join(crate::root::SUITE)
     }
 
+    /// Tools the lab builds from crates.io for the build root (they run
+    /// inside it, at the same path).
+    pub fn tools(&self) -> PathBuf {
+        self.build.join("tools")
+    }
+
     /// The C compiler cache every build shares.
     pub fn ccache(&self) -> PathBuf {
         self.build.join("ccache")

@@ -97,7 +97,7 @@ enum Cmd {
         base: OneBase,
         variants: Vec<String>,
     },
-    /// Check that the programs of checks/compile-fail are rejected by the
+    /// Check that the programs of checks/compile-fail/<base> are rejected by the
     /// compiler with the errors they expect.
     CompileFail {
         #[command(flatten)]
@@ -218,13 +218,20 @@ fn real_main() -> Result<bool> {
                 let s = tc.source(base)?;
                 sources.push(format!("{base}: {} {}", s.package, s.version));
             }
+            let mut compilers = Vec::new();
+            for base in Base::ALL {
+                let llvm = setup::llvm_of(base);
+                compilers.push(format!(
+                    "{base}: clang-{llvm} {}, bindgen {}",
+                    tc.root.package_version(&format!("clang-{llvm}"))?,
+                    tc.bindgen(base).version
+                ));
+            }
             println!(
-                "lab: ready: build root {} (rustc-web {}, clang-{} {}, bindgen {}); {}",
+                "lab: ready: build root {} (rustc-web {}; {}); {}",
                 tc.root.dir.display(),
                 tc.root.package_version("rustc-web")?,
-                setup::LLVM_VERSION,
-                tc.root.package_version(&format!("clang-{}", setup::LLVM_VERSION))?,
-                setup::BINDGEN_VERSION,
+                compilers.join("; "),
                 sources.join("; ")
             );
         }

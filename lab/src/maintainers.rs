@@ -52,6 +52,25 @@ pub fn get_maintainer(root: &Root, tree: &Path, patch: &Path) -> Command {
     c
 }
 
+/// The MAINTAINERS sections that cover `file` (a path in `tree`, which must
+/// exist there), from `get_maintainer.pl --sections`, without the catch-all
+/// `THE REST`.
+pub fn sections(root: &Root, tree: &Path, file: &str) -> Result<Vec<String>> {
+    let mut c = root.command(tree.join("scripts/get_maintainer.pl"));
+    c.current_dir(tree).args(["--no-git", "--no-git-fallback", "--sections", "-f", file]);
+    Ok(parse_sections(&cmd::output(&mut c)?))
+}
+
+/// Section names are the lines that are not `X:\tvalue` entries.
+fn parse_sections(out: &str) -> Vec<String> {
+    out.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && l.as_bytes().get(1) != Some(&b':'))
+        .filter(|l| *l != "THE REST")
+        .map(str::to_string)
+        .collect()
+}
+
 /// Everyone any of `all` goes to, first seen first; an address that is a
 /// To anywhere is not also a Cc.
 pub fn union(all: &[Recipients]) -> Recipients {
@@ -84,6 +103,14 @@ pub fn lookup<'a>(root: &'a Root, tree: &'a Path) -> impl Fn(&Path) -> Result<Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sections_leave_out_the_catch_all() {
+        let out = "MEMORY MANAGEMENT - RUST\nM:\tAlice Ryhl <aliceryhl@google.com>\nF:\trust/kernel/mm/\n\n\
+                   RUST\nM:\tMiguel Ojeda <ojeda@kernel.org>\n\nTHE REST\nM:\tLinus Torvalds <torvalds@linux-foundation.org>\n";
+        assert_eq!(parse_sections(out), ["MEMORY MANAGEMENT - RUST", "RUST"]);
+        assert!(parse_sections("THE REST\nM:\tLinus Torvalds <torvalds@linux-foundation.org>\n").is_empty());
+    }
 
     #[test]
     fn roles_split_into_to_and_cc() {

@@ -172,12 +172,12 @@ pub fn call_path(layout: &Layout, v: &Variant) -> Result<Option<TestResult>> {
     Ok(Some(TestResult::new(v, "call-path", status, detail)))
 }
 
-/// The `compile-fail` row: the programs of checks/compile-fail must fail
-/// to compile with their expected error (only on the `rust` variant, and
-/// only where the kernel has the series' Rust object, whose rustc command
-/// serves as the template).
+/// The `compile-fail` row: the programs of checks/compile-fail/<base> must
+/// fail to compile with their expected error (only on the `rust` variant,
+/// and only where the kernel has the series' Rust object, whose rustc
+/// command serves as the template).
 pub fn compile_fail(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Option<TestResult>> {
-    let dir = layout.repo.join("checks/compile-fail");
+    let dir = layout.repo.join("checks/compile-fail").join(v.base.name());
     let kbuild = layout.kbuild(v);
     if v.config != "rust" || !dir.is_dir() || !kbuild.join("mm/.fault_lock.o.cmd").is_file() {
         return Ok(None);
@@ -262,7 +262,8 @@ pub fn run(
     let meta = serde_json::json!({
         "bases": bases,
         "build_root": { "suite": crate::root::SUITE, "rustc": tc.root.package_version("rustc-web").unwrap_or_default(),
-                         "clang": tc.root.package_version(&format!("clang-{}", crate::setup::LLVM_VERSION)).unwrap_or_default() },
+                         "clang": Base::ALL.iter().map(|b| (b.name(), tc.root.package_version(&format!("clang-{}", crate::setup::llvm_of(*b))).unwrap_or_default())).collect::<BTreeMap<_, _>>(),
+                         "bindgen": Base::ALL.iter().map(|b| (b.name(), tc.bindgen(*b).version)).collect::<BTreeMap<_, _>>() },
         "variants": variants,
         "plan": plan,
     });

@@ -51,7 +51,12 @@ pub const PACKAGES: &[&str] = &[
     "rust-web-clippy",
     "rustfmt-web",
     "bindgen",
-    // LLVM 19: Linux 7.x wants 17 or newer, and 6.12 builds with it too.
+    // LLVM 22, rustc-web's own: mainline builds with it (helper inlining).
+    "clang-22",
+    "lld-22",
+    "llvm-22",
+    // LLVM 19: 6.12's builds, and the libclang of Debian's bindgen 0.71.1,
+    // which 6.12 uses (mainline's bindgen comes from crates.io).
     "clang-19",
     "lld-19",
     "llvm-19",

@@ -19,12 +19,39 @@ use crate::root::{is_root, Root};
 /// (for the work trees) is on every machine that cloned the lab.
 pub const HOST_PACKAGES: &[&str] = &["mmdebstrap"];
 
-/// The bindgen release both bases build with (the root's Debian package).
-pub const BINDGEN_VERSION: &str = "0.71.1";
 /// The oldest rustc that both bases accept (Linux 7.3's minimum).
 pub const RUSTC_MIN: (u32, u32) = (1, 85);
-/// The LLVM release of the root; Linux 7.3 wants 17 or newer.
-pub const LLVM_VERSION: u32 = 19;
+/// rustc-web's own LLVM. Mainline builds with the clang of that LLVM, so
+/// that `CONFIG_RUST_INLINE_HELPERS` (which needs
+/// `RUSTC_CLANG_LLVM_COMPATIBLE`) can link the C helpers' bitcode into Rust.
+pub const RUSTC_LLVM: u32 = 22;
+/// The LLVM 6.12 builds with: it has no helper inlining, and its series was
+/// measured with this one.
+pub const LTS_LLVM: u32 = 19;
+/// The root's Debian bindgen, which 6.12 uses.
+pub const DEBIAN_BINDGEN: &str = "0.71.1";
+/// The bindgen mainline uses, from crates.io (bindgen-cli): 0.71.1 refuses
+/// libclang 22 (scripts/rust_is_available.sh), and a libclang older than
+/// clang does not know the warning options kbuild gives clang 22.
+pub const CRATES_BINDGEN: &str = "0.72.1";
+
+/// The LLVM release `base` builds with, every variant alike, so that its
+/// `c` and `rust` kernels differ only in the series' options; bindgen loads
+/// the libclang of the same release.
+pub fn llvm_of(base: Base) -> u32 {
+    match base {
+        Base::Mainline => RUSTC_LLVM,
+        Base::Lts612 => LTS_LLVM,
+    }
+}
+
+/// A bindgen and the folder of the libclang it loads (`LIBCLANG_PATH`).
+#[derive(Clone, Debug)]
+pub struct Bindgen {
+    pub path: PathBuf,
+    pub libclang_dir: PathBuf,
+    pub version: &'static str,
+}
 
 /// Full paths, inside the build root, of the tools a kernel build and a
 /// guest run use.
@@ -36,9 +63,10 @@ pub struct Toolchain {
     pub clippy_driver: PathBuf,
     pub rustfmt: PathBuf,
     pub ccache: PathBuf,
-    /// The folder of the libclang that matches `clang`, for bindgen.
-    pub libclang_dir: PathBuf,
-    pub bindgen: PathBuf,
+    /// bindgen for 6.12 (Debian's, libclang 19) and mainline (crates.io's,
+    /// libclang 22): see [`Toolchain::bindgen`].
+    pub bindgen_lts: Bindgen,
+    pub bindgen_mainline: Bindgen,
     /// qemu-system-x86_64.
     pub qemu: PathBuf,
     pub qemu_aarch64: PathBuf,
@@ -56,9 +84,17 @@ impl Toolchain {
         }
     }
 
-    /// kbuild's `LLVM=` value: the root's LLVM, by version suffix.
-    pub fn llvm(&self) -> String {
-        format!("-{LLVM_VERSION}")
+    /// The bindgen of `base`, whose libclang is `base`'s LLVM.
+    pub fn bindgen(&self, base: Base) -> &Bindgen {
+        match base {
+            Base::Mainline => &self.bindgen_mainline,
+            Base::Lts612 => &self.bindgen_lts,
+        }
+    }
+
+    /// kbuild's `LLVM=` value for `base`: its LLVM, by version suffix.
+    pub fn llvm(&self, base: Base) -> String {
+        format!("-{}", llvm_of(base))
     }
 
     /// `program` as a command that runs in the build root.
@@ -144,6 +180,38 @@ fn tool_version(root: &Root, path: &Path) -> Result<String> {
     cmd::output(root.command(path).arg("--version"))
 }
 
+/// bindgen-cli [`CRATES_BINDGEN`] from crates.io, built once with the host's
+/// cargo (which builds the lab too) under build/tools; the binary runs in
+/// the build root, which shares the checkout at the same path, and loads
+/// the root's libclang. Returns its path.
+fn install_bindgen(layout: &Layout) -> Result<PathBuf> {
+    let dir = layout.tools().join(format!("bindgen-cli-{CRATES_BINDGEN}"));
+    let bin = dir.join("bin").join("bindgen");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let log = layout.logs().join("bindgen-install.log");
+    eprintln!(
+        "lab: building bindgen-cli {CRATES_BINDGEN} from crates.io for mainline (about a minute; log: {})",
+        log.display()
+    );
+    let mut c = Command::new("cargo");
+    c.args(["install", "--locked", "--quiet", &format!("bindgen-cli@{CRATES_BINDGEN}"), "--root"]).arg(&dir);
+    // Not into the lab's own target folder, nor steered by the caller's.
+    c.env_remove("CARGO_TARGET_DIR");
+    cmd::run_logged(&mut c, &log, |_| {}).map_err(|e| {
+        anyhow!(
+            "{e}\ncargo could not build bindgen-cli {CRATES_BINDGEN} (log: {}): check that crates.io is reachable, \
+             then run the lab again",
+            log.display()
+        )
+    })?;
+    if !bin.is_file() {
+        bail!("cargo install reported success but {} is missing (log: {})", bin.display(), log.display());
+    }
+    Ok(bin)
+}
+
 /// Installs what the host lacks, makes the build root if it is missing or
 /// stale (`refresh`: in any case), then checks every tool's version.
 pub fn ensure(layout: &Layout, refresh: bool) -> Result<Toolchain> {
@@ -170,33 +238,58 @@ pub fn ensure(layout: &Layout, refresh: bool) -> Result<Toolchain> {
     }
     let sysroot = cmd::output(root.command(&rustc).args(["--print", "sysroot"]))?;
     in_root(&root, &format!("{}/lib/rustlib/src/rust/library/core/src/lib.rs", sysroot.trim()), "rust-web-src")?;
-    let clang = in_root(&root, &format!("/usr/bin/clang-{LLVM_VERSION}"), &format!("clang-{LLVM_VERSION}"))?;
-    let cv = tool_version(&root, &clang)?;
-    if parse_version(&cv).map(|v| v.0) != Some(LLVM_VERSION) {
-        bail!("{} is not LLVM {LLVM_VERSION}: {}", clang.display(), cv.lines().next().unwrap_or(""));
+    // rustc's LLVM must be the one mainline's clang is (RUST_INLINE_HELPERS).
+    let verbose = cmd::output(root.command(&rustc).arg("-vV"))?;
+    let rustc_llvm = verbose.lines().find_map(|l| l.strip_prefix("LLVM version: ")).and_then(parse_version);
+    if rustc_llvm.map(|v| v.0) != Some(RUSTC_LLVM) {
+        bail!(
+            "the root's rustc uses LLVM {}, but the lab builds mainline with clang {RUSTC_LLVM} to match it: \
+             set RUSTC_LLVM in lab/src/setup.rs and clang-/lld-/llvm-N in lab/src/root.rs to rustc's LLVM",
+            rustc_llvm.map_or_else(|| "(unknown)".to_string(), |v| format!("{}.{}.{}", v.0, v.1, v.2))
+        );
+    }
+    for llvm in [LTS_LLVM, RUSTC_LLVM] {
+        let clang = in_root(&root, &format!("/usr/bin/clang-{llvm}"), &format!("clang-{llvm}"))?;
+        let cv = tool_version(&root, &clang)?;
+        if parse_version(&cv).map(|v| v.0) != Some(llvm) {
+            bail!("{} is not LLVM {llvm}: {}", clang.display(), cv.lines().next().unwrap_or(""));
+        }
+        in_root(&root, &format!("/usr/bin/ld.lld-{llvm}"), &format!("lld-{llvm}"))?;
+        in_root(&root, &format!("/usr/bin/llvm-ar-{llvm}"), &format!("llvm-{llvm}"))?;
     }
     for (tool, pkg) in [
-        (format!("/usr/bin/ld.lld-{LLVM_VERSION}"), format!("lld-{LLVM_VERSION}")),
-        (format!("/usr/bin/llvm-ar-{LLVM_VERSION}"), format!("llvm-{LLVM_VERSION}")),
-        ("/usr/bin/flex".into(), "flex".into()),
-        ("/usr/bin/bison".into(), "bison".into()),
-        ("/usr/bin/bc".into(), "bc".into()),
-        ("/usr/bin/git".into(), "git".into()),
-        ("/usr/bin/python3".into(), "python3".into()),
-        ("/usr/bin/perl".into(), "perl".into()),
-        ("/usr/bin/gcc".into(), "gcc".into()),
-        ("/usr/bin/s390x-linux-gnu-ld".into(), "binutils-s390x-linux-gnu".into()),
-        ("/usr/bin/dpkg-deb".into(), "dpkg".into()),
+        ("/usr/bin/flex", "flex"),
+        ("/usr/bin/bison", "bison"),
+        ("/usr/bin/bc", "bc"),
+        ("/usr/bin/git", "git"),
+        ("/usr/bin/python3", "python3"),
+        ("/usr/bin/perl", "perl"),
+        ("/usr/bin/gcc", "gcc"),
+        ("/usr/bin/s390x-linux-gnu-ld", "binutils-s390x-linux-gnu"),
+        ("/usr/bin/dpkg-deb", "dpkg"),
     ] {
-        in_root(&root, &tool, &pkg)?;
+        in_root(&root, tool, pkg)?;
     }
     let ccache = in_root(&root, "/usr/bin/ccache", "ccache")?;
-    let libclang_dir = PathBuf::from(format!("/usr/lib/llvm-{LLVM_VERSION}/lib"));
-    in_root(&root, &format!("{}/libclang.so", libclang_dir.display()), &format!("libclang-{LLVM_VERSION}-dev"))?;
-    let bindgen = in_root(&root, "/usr/bin/bindgen", "bindgen")?;
-    let bv = tool_version(&root, &bindgen)?;
-    if bv.split_whitespace().nth(1) != Some(BINDGEN_VERSION) {
-        bail!("the root's bindgen is {}, the lab builds with {BINDGEN_VERSION}", bv.trim());
+    let libclang_dir = |llvm: u32| PathBuf::from(format!("/usr/lib/llvm-{llvm}/lib"));
+    in_root(&root, &format!("/usr/lib/llvm-{LTS_LLVM}/lib/libclang.so"), &format!("libclang-{LTS_LLVM}-dev"))?;
+    in_root(
+        &root,
+        &format!("/usr/lib/llvm-{RUSTC_LLVM}/lib/libclang-{RUSTC_LLVM}.so.1"),
+        &format!("libclang1-{RUSTC_LLVM}"),
+    )?;
+    let bindgen_lts = Bindgen {
+        path: in_root(&root, "/usr/bin/bindgen", "bindgen")?,
+        libclang_dir: libclang_dir(LTS_LLVM),
+        version: DEBIAN_BINDGEN,
+    };
+    let bindgen_mainline =
+        Bindgen { path: install_bindgen(layout)?, libclang_dir: libclang_dir(RUSTC_LLVM), version: CRATES_BINDGEN };
+    for b in [&bindgen_lts, &bindgen_mainline] {
+        let v = tool_version(&root, &b.path)?;
+        if v.split_whitespace().nth(1) != Some(b.version) {
+            bail!("{} is {}, the lab builds with bindgen {}", b.path.display(), v.trim(), b.version);
+        }
     }
     // Each guest architecture's emulator, and the compiler and static C
     // library of its test programs.
@@ -217,8 +310,8 @@ pub fn ensure(layout: &Layout, refresh: bool) -> Result<Toolchain> {
         clippy_driver,
         rustfmt,
         ccache,
-        libclang_dir,
-        bindgen,
+        bindgen_lts,
+        bindgen_mainline,
         qemu,
         qemu_aarch64,
         qboot,
