@@ -548,7 +548,15 @@ fn check_arches(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Res
         FaultObject { check: "riscv-fault.o", arch: "riscv", defconfig: "defconfig", extra: &[] },
         FaultObject { check: "arm-fault.o", arch: "arm", defconfig: "multi_v7_defconfig", extra: &[] },
     ];
-    for f in objects.iter().chain(&more) {
+    // loongarch handles faults under the per-VMA lock in mainline (7.x),
+    // not in 6.12.
+    let newer = match base {
+        Base::Mainline => {
+            &[FaultObject { check: "loongarch-fault.o", arch: "loongarch", defconfig: "defconfig", extra: &[] }][..]
+        }
+        Base::Lts612 => &[][..],
+    };
+    for f in objects.iter().chain(&more).chain(newer) {
         cells.push(compile_fault_o(layout, tc, base, logs, f)?);
     }
     Ok(cells)

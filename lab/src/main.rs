@@ -106,9 +106,9 @@ enum Cmd {
     },
     /// Check each patch of the base's series (checkpatch, get_maintainer,
     /// rustfmt, builds with the option off and on, rustdoc) and the tip on
-    /// arm64 (build) and powerpc, s390, riscv, arm (fault.o) and the
-    /// documentation it touches (make htmldocs); print a patch x check
-    /// table.
+    /// arm64 (build) and powerpc, s390, riscv, arm and, on mainline,
+    /// loongarch (fault.o) and the documentation it touches (make
+    /// htmldocs); print a patch x check table.
     Check {
         #[command(flatten)]
         base: OneBase,
