@@ -1,10 +1,12 @@
-//! `lab bench`: what a page fault costs on three kernels, side by side:
-//! `c` (the series with its Rust option off), `rust` (config/rust.config:
-//! the Rust fault path and the retry of faults that waited under the
-//! per-VMA lock) and `noretry` (config/bench/noretry.config: the same
-//! without that retry, a kernel only the benchmark boots).
+//! `lab bench`: what a page fault costs on the kernels of a base, side by
+//! side: `c` (the series with its Rust option off), `rust`
+//! (config/<base>/rust.config: the Rust fault path, and on 6.12 the retry
+//! of faults that waited under the per-VMA lock) and, where the base has
+//! it, `noretry` (config/<base>/bench/noretry.config: rust without that
+//! retry, a kernel only the benchmark boots; mainline's series has no
+//! retry yet, so there the benchmark boots c and rust only).
 //!
-//! The three kernels run guest/programs/fault_bench.c (four fault kinds, 1
+//! The kernels run guest/programs/fault_bench.c (four fault kinds, 1
 //! or 2 faulting threads, with and without a thread looping mprotect) in
 //! the same invocation, booted in the order c, noretry, rust:
 //!
@@ -19,9 +21,10 @@
 //! - c against rust, every kind (issue 6): does the Rust fault path cost
 //!   more than C? The Rust/C ratio per configuration, a verdict and an SVG
 //!   chart;
-//! - noretry against rust, the kinds whose faults wait (uffd, swapin;
-//!   issue 8): does the retry under the per-VMA lock keep a fault that
-//!   waited from queueing behind the writer's mmap_lock? Per kernel, the
+//! - where the base has noretry, noretry against rust, the kinds whose
+//!   faults wait (uffd, swapin; issue 8): does the retry under the per-VMA
+//!   lock keep a fault that waited from queueing behind the writer's
+//!   mmap_lock? Per kernel, the
 //!   wall-clock throughput with the writer over that without it (1.0: the
 //!   writer costs nothing; the goal is [`RETRY_GOAL`] with the retry), and
 //!   the uffd instructions per fault of both.
@@ -521,6 +524,21 @@ pub fn retry_verdict(rows: &[RetryRow]) -> String {
     )
 }
 
+/// The kernels a bench boots, in the order of [`VARIANTS`], among the
+/// configurations `known` of a base: c and rust, which every base must
+/// have, and noretry where the base has it.
+pub fn kernels(known: &[String]) -> Result<Vec<&'static str>> {
+    let has = |v: &str| known.iter().any(|k| k == v);
+    if let Some(missing) = ["c", "rust"].into_iter().find(|v| !has(v)) {
+        bail!(
+            "the benchmark compares the configurations c and rust of one base, but it has no {missing} (it has: {}); \
+             add config/<base>/{missing}.config",
+            known.join(", ")
+        );
+    }
+    Ok(VARIANTS.into_iter().filter(|v| has(v)).collect())
+}
+
 /// The guest plan of a bench boot.
 fn plan(opts: &Options) -> Result<Plan> {
     Plan::parse(&format!("fault-bench ktap 3000 fault_bench -p {} -r {}\n", opts.pages, opts.repeats), "lab bench")
@@ -562,17 +580,10 @@ fn boot_once(
 pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Result<bool> {
     let known: Vec<String> =
         config::configs(layout, base)?.into_iter().chain(config::bench_configs(layout, base)?).collect();
-    if let Some(missing) = VARIANTS.iter().find(|v| !known.iter().any(|k| k == *v)) {
-        bail!(
-            "the benchmark compares the configurations {} of one base, but {base} has no {missing} (it has: {}); \
-             its series may not have the Rust option yet: run `make bench BASE=6.12`",
-            VARIANTS.join(", "),
-            known.join(", ")
-        );
-    }
+    let names = kernels(&known).with_context(|| format!("{base} cannot be benchmarked"))?;
     let source = pipeline::prepare_base(layout, tc, base)?;
     let plan = plan(opts)?;
-    let variants: Vec<Variant> = VARIANTS.iter().map(|v| Variant::parse(base, v)).collect();
+    let variants: Vec<Variant> = names.iter().map(|v| Variant::parse(base, v)).collect();
     pipeline::build_all(layout, tc, &variants, &plan)?;
     let dir =
         layout.build.join("bench").join(base.name()).join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
@@ -600,7 +611,7 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Resul
         "rounds": opts.rounds,
         "goal": GOAL,
         "rows": rows,
-        "variants": VARIANTS,
+        "variants": names,
         "retry_goal": RETRY_GOAL,
         "retry_rows": retry_rows,
         "retry_icount_rows": retry_icount_rows,
@@ -611,8 +622,16 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Resul
     print!("{}", table(&rows));
     println!("{}", verdict(&rows));
     println!();
-    print!("{}", retry_table(&retry_rows, &retry_icount_rows));
-    println!("{}", retry_verdict(&retry_rows));
+    if names.contains(&NORETRY) {
+        print!("{}", retry_table(&retry_rows, &retry_icount_rows));
+        println!("{}", retry_verdict(&retry_rows));
+    } else {
+        println!(
+            "{base} has no {NORETRY} bench kernel (config/{}/bench/{NORETRY}.config: its series has no retry under \
+             the per-VMA lock yet), so there is no retry comparison",
+            base.name()
+        );
+    }
     println!("serial logs, bench.json and bench.svg: {}", dir.display());
     Ok(true)
 }
@@ -638,6 +657,15 @@ mod tests {
     fn a_bench_line_without_a_field_is_an_error() {
         let e = parse_samples(&LINE.replace(" majflt=0", "")).unwrap_err();
         assert!(format!("{e:#}").contains("no majflt="), "{e:#}");
+    }
+
+    #[test]
+    fn the_kernels_are_c_and_rust_and_noretry_where_the_base_has_it() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(kernels(&names(&["rust", "debug", "c"])).unwrap(), ["c", "rust"]);
+        assert_eq!(kernels(&names(&["rust", "noretry", "c"])).unwrap(), ["c", "noretry", "rust"]);
+        let e = kernels(&names(&["c", "debug"])).unwrap_err().to_string();
+        assert!(e.contains("no rust") && e.contains("config/<base>/rust.config"), "{e}");
     }
 
     #[test]
