@@ -103,10 +103,55 @@ pub fn parse_known_commits(text: &str) -> Result<Vec<KnownCommit>> {
     Ok(known)
 }
 
+/// The commits a patch names that `known` does not hold, each with what is
+/// wrong: its Fixes: tags (an id of at least 12 digits that starts a known
+/// id, and that commit's subject) and, for a backport, its `commit <id>
+/// upstream.` line (the full id of a known commit whose subject is the
+/// patch's own, as stable backports keep it).
+pub fn unknown_commits(patch: &str, known: &[KnownCommit]) -> Vec<String> {
+    static UPSTREAM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^commit ([0-9a-fA-F]{40}) upstream\.$").unwrap());
+    let mut bad = unknown_fixes(patch, known);
+    let message = patch.lines().take_while(|l| *l != "---");
+    for line in message.filter(|l| l.starts_with("commit ") && l.contains(" upstream")) {
+        let Some(c) = UPSTREAM.captures(line) else {
+            bad.push(format!("`{line}`: not `commit <40-digit id> upstream.`"));
+            continue;
+        };
+        let id = c[1].to_ascii_lowercase();
+        match known.iter().find(|k| k.id == id) {
+            None => bad.push(format!(
+                "`{line}`: {id} is not in config/known-commits; check it in mainline \
+                 (git log -1 --format='%H %s' {id}) and add it"
+            )),
+            Some(k) if mail_subject(patch).as_deref() != Some(k.subject.as_str()) => bad.push(format!(
+                "`{line}`: the patch's subject is not \"{}\", the upstream commit's in config/known-commits",
+                k.subject
+            )),
+            Some(_) => {}
+        }
+    }
+    bad
+}
+
+/// The Subject: of a mail, unfolded, without its `[PATCH ...]` prefix.
+fn mail_subject(mail: &str) -> Option<String> {
+    let mut lines = mail.lines().skip_while(|l| !l.starts_with("Subject: "));
+    let mut subject = lines.next()?.strip_prefix("Subject: ")?.to_string();
+    for cont in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+        subject.push(' ');
+        subject.push_str(cont.trim());
+    }
+    let s = subject.trim();
+    Some(match s.strip_prefix('[') {
+        Some(rest) => rest.split_once("] ").map_or(s, |(_, t)| t).to_string(),
+        None => s.to_string(),
+    })
+}
+
 /// The Fixes: tags of a patch that name no commit of `known` (by an id of
 /// at least 12 digits that starts a known id, and that commit's subject),
 /// each with what is wrong.
-pub fn unknown_fixes(patch: &str, known: &[KnownCommit]) -> Vec<String> {
+fn unknown_fixes(patch: &str, known: &[KnownCommit]) -> Vec<String> {
     static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"^Fixes: ([0-9a-fA-F]{12,40}) \("(.*)"\)$"#).unwrap());
     let mut bad = Vec::new();
     // The tags are in the commit message, before the diffstat's `---`.
@@ -353,7 +398,7 @@ fn check_patch(
     let mut c = tc.command(tree.join("scripts/checkpatch.pl"));
     // UNKNOWN_COMMIT_ID: the tree is a release tarball with no upstream
     // history, so checkpatch.pl cannot find the commit a Fixes: tag names
-    // and warns about every one; unknown_fixes() checks them instead,
+    // and warns about every one; unknown_commits() checks them instead,
     // against config/known-commits. FILE_PATH_CHANGES: checkpatch.pl asks
     // about MAINTAINERS for every new file, whether or not a section
     // covers it; the maintainers cell below checks that one does.
@@ -361,7 +406,7 @@ fn check_patch(
     let (_, out) = run_to_log(&mut c, &log);
     let broken = out.lines().find(|l| l.starts_with("Traceback") || l.contains("Error:"));
     let known = parse_known_commits(&fs::read_to_string(layout.config().join("known-commits")).unwrap_or_default())?;
-    let fixes = unknown_fixes(&fs::read_to_string(&patch)?, &known);
+    let fixes = unknown_commits(&fs::read_to_string(&patch)?, &known);
     cells.push(match parse_checkpatch(&out) {
         _ if !fixes.is_empty() => cell("checkpatch", Status::Fail, fixes.join("; "), Some(log), start),
         _ if broken.is_some() => cell(
@@ -807,6 +852,33 @@ mod tests {
         // The repository's own list parses.
         let ours = include_str!("../../config/known-commits");
         assert!(!parse_known_commits(ours).unwrap().is_empty());
+    }
+
+    #[test]
+    fn backports_name_a_known_upstream_commit_with_its_subject() {
+        let known =
+            parse_known_commits("e7572e5deaf3bc36818f19ba35ac8e0c454c8bac rust: types: add `NotThreadSafe`\n").unwrap();
+        let patch = |subject: &str, line: &str| {
+            format!("Subject: [PATCH 03/14] {subject}\n\n{line}\n\nWhy.\n\nSigned-off-by: A <a@b>\n---\n f | 1 +\n")
+        };
+        let line = "commit e7572e5deaf3bc36818f19ba35ac8e0c454c8bac upstream.";
+        assert!(unknown_commits(&patch("rust: types: add `NotThreadSafe`", line), &known).is_empty());
+        // A subject that format-patch folded over two lines.
+        let folded = patch("rust: types: add\n `NotThreadSafe`", line);
+        assert!(unknown_commits(&folded, &known).is_empty(), "{:?}", unknown_commits(&folded, &known));
+        let other = unknown_commits(&patch("rust: types: add a marker", line), &known);
+        assert!(other.len() == 1 && other[0].contains("subject is not"), "{other:?}");
+        let unknown = unknown_commits(&patch("x", "commit 0123456789abcdef0123456789abcdef01234567 upstream."), &known);
+        assert!(unknown.len() == 1 && unknown[0].contains("not in config/known-commits"), "{unknown:?}");
+        let short =
+            unknown_commits(&patch("rust: types: add `NotThreadSafe`", "commit e7572e5deaf3 upstream."), &known);
+        assert!(short.len() == 1 && short[0].contains("40-digit"), "{short:?}");
+        // The repository's own 6.12 backports name known commits.
+        for p in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../patches/6.12")).unwrap() {
+            let text = std::fs::read_to_string(p.unwrap().path()).unwrap();
+            let ours = parse_known_commits(include_str!("../../config/known-commits")).unwrap();
+            assert!(unknown_commits(&text, &ours).is_empty(), "{:?}", unknown_commits(&text, &ours));
+        }
     }
 
     #[test]

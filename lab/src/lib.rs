@@ -3,6 +3,7 @@
 //! the mm selftests in the guest.
 
 pub mod arch;
+pub mod backport;
 pub mod base;
 pub mod baseline;
 pub mod bench;

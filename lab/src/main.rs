@@ -104,6 +104,10 @@ enum Cmd {
         base: OneBase,
         variants: Vec<String>,
     },
+    /// Check that the 6.12 backport is still mainline's series: compare the
+    /// Rust sources of both series at their tips; every difference must be
+    /// explained in config/6.12/rust-differences.
+    Backport,
     /// Check each patch of the base's series (checkpatch, get_maintainer,
     /// rustfmt, builds with the option off and on, rustdoc) and the tip on
     /// arm64 (build) and powerpc, s390, riscv, arm and, on mainline,
@@ -290,6 +294,14 @@ fn real_main() -> Result<bool> {
         Cmd::CompileFail { base: OneBase { base }, variants } => {
             let tc = toolchain(&layout)?;
             return static_check(&layout, base, &variants, |v| pipeline::compile_fail(&layout, &tc, v));
+        }
+        Cmd::Backport => {
+            let tc = toolchain(&layout)?;
+            for base in Base::ALL {
+                pipeline::prepare_base(&layout, &tc, base)?;
+            }
+            lab::backport::check(&layout)?;
+            return Ok(true);
         }
         Cmd::Check { base: OneBase { base }, series_only, docs_only } => {
             use lab::check::Scope;
