@@ -123,7 +123,7 @@ pub fn unknown_commits(patch: &str, known: &[KnownCommit]) -> Vec<String> {
                 "`{line}`: {id} is not in config/known-commits; check it in mainline \
                  (git log -1 --format='%H %s' {id}) and add it"
             )),
-            Some(k) if mail_subject(patch).as_deref() != Some(k.subject.as_str()) => bad.push(format!(
+            Some(k) if crate::tree::mail_subject(patch).as_deref() != Some(k.subject.as_str()) => bad.push(format!(
                 "`{line}`: the patch's subject is not \"{}\", the upstream commit's in config/known-commits",
                 k.subject
             )),
@@ -131,21 +131,6 @@ pub fn unknown_commits(patch: &str, known: &[KnownCommit]) -> Vec<String> {
         }
     }
     bad
-}
-
-/// The Subject: of a mail, unfolded, without its `[PATCH ...]` prefix.
-fn mail_subject(mail: &str) -> Option<String> {
-    let mut lines = mail.lines().skip_while(|l| !l.starts_with("Subject: "));
-    let mut subject = lines.next()?.strip_prefix("Subject: ")?.to_string();
-    for cont in lines.take_while(|l| l.starts_with([' ', '\t'])) {
-        subject.push(' ');
-        subject.push_str(cont.trim());
-    }
-    let s = subject.trim();
-    Some(match s.strip_prefix('[') {
-        Some(rest) => rest.split_once("] ").map_or(s, |(_, t)| t).to_string(),
-        None => s.to_string(),
-    })
 }
 
 /// The Fixes: tags of a patch that name no commit of `known` (by an id of

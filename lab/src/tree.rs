@@ -483,9 +483,18 @@ fn apply_one(tree: &Path, patch: &Path, n: usize, total: usize, log: &Path) -> R
 
 /// The subject line of a format-patch file, without its `[PATCH]` prefix.
 pub fn patch_subject(patch: &Path) -> Option<String> {
-    let text = fs::read_to_string(patch).ok()?;
-    let line = text.lines().find_map(|l| l.strip_prefix("Subject: "))?;
-    let s = line.trim();
+    mail_subject(&fs::read_to_string(patch).ok()?)
+}
+
+/// The Subject: of a mail, unfolded, without its `[PATCH ...]` prefix.
+pub fn mail_subject(mail: &str) -> Option<String> {
+    let mut lines = mail.lines().skip_while(|l| !l.starts_with("Subject: "));
+    let mut subject = lines.next()?.strip_prefix("Subject: ")?.to_string();
+    for cont in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+        subject.push(' ');
+        subject.push_str(cont.trim());
+    }
+    let s = subject.trim();
     Some(match s.strip_prefix('[') {
         Some(rest) => rest.split_once("] ").map_or(s, |(_, t)| t).to_string(),
         None => s.to_string(),
