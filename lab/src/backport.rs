@@ -19,7 +19,12 @@ use crate::{
     layout::Layout,
 };
 use anyhow::{bail, Context, Result};
-use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt::Write as _,
+    fs,
+    path::Path,
+};
 
 /// The differences one file may have, and why (one block of
 /// config/6.12/rust-differences).
@@ -154,38 +159,43 @@ pub fn compare(
     findings
 }
 
-/// Whether `commit` is a backport of an upstream commit.
-fn is_upstream_backport(tree: &Path, commit: &str) -> Result<bool> {
-    let msg = cmd::output(git(tree).args(["log", "-1", "--format=%B", commit]))?;
-    Ok(msg.lines().any(|l| l.starts_with("commit ") && l.trim_end().ends_with(" upstream.")))
+/// The commits of `tree`'s series that backport an upstream commit (a
+/// `commit <id> upstream.` line), read once.
+fn upstream_backports(tree: &Path) -> Result<HashSet<String>> {
+    let log = cmd::output(git(tree).args(["log", "--format=%H%x00%B%x01", &format!("{BASE_TAG}..HEAD")]))?;
+    Ok(log
+        .split('\x01')
+        .filter_map(|c| c.trim_start().split_once('\0'))
+        .filter(|(_, msg)| msg.lines().any(|l| crate::check::upstream_id(l).is_some()))
+        .map(|(id, _)| id.to_string())
+        .collect())
 }
 
 /// The series' own changes of each `.rs` file of `tree` (see the module
 /// documentation).
 pub fn series_rust_changes(tree: &Path) -> Result<BTreeMap<String, Change>> {
-    let range = format!("{BASE_TAG}..HEAD");
+    let backports = upstream_backports(tree)?;
     let files = cmd::output(git(tree).args(["diff", "--name-only", BASE_TAG, "HEAD", "--", "*.rs"]))?;
     let mut changes = BTreeMap::new();
     for file in files.lines() {
-        // Newest first: the series' own commits down to the first backport.
-        let commits = cmd::output(git(tree).args(["log", "--format=%H", &range, "--", file]))?;
-        let mut start = BASE_TAG.to_string();
-        for c in commits.lines() {
-            if is_upstream_backport(tree, c)? {
-                start = c.to_string();
-                break;
+        // Newest first: the series' own commits, then the last backport
+        // that touches the file, which must have none of its own below.
+        let out = cmd::output(git(tree).args(["log", "--format=%H", &format!("{BASE_TAG}..HEAD"), "--", file]))?;
+        let commits: Vec<&str> = out.lines().collect();
+        let start = match commits.iter().position(|c| backports.contains(*c)) {
+            Some(i) => {
+                if let Some(own) = commits[i..].iter().find(|c| !backports.contains(**c)) {
+                    bail!(
+                        "{}: {file} is changed by the series' own commit {own} before the backport {}: \
+                         put the backports of upstream commits first",
+                        tree.display(),
+                        commits[i]
+                    );
+                }
+                commits[i].to_string()
             }
-        }
-        let older = cmd::output(git(tree).args(["log", "--format=%H", &format!("{BASE_TAG}..{start}"), "--", file]))?;
-        for c in older.lines() {
-            if !is_upstream_backport(tree, c)? {
-                bail!(
-                    "{}: {file} is changed by the series' own commit {c} before the backport {start}: \
-                     put the backports of upstream commits first",
-                    tree.display()
-                );
-            }
-        }
+            None => BASE_TAG.to_string(),
+        };
         let diff = cmd::output(git(tree).args(["diff", &start, "HEAD", "--", file]))?;
         let change = Change::from_diff(&diff);
         // A file only backports of upstream commits change is not the series'.

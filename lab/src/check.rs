@@ -109,15 +109,13 @@ pub fn parse_known_commits(text: &str) -> Result<Vec<KnownCommit>> {
 /// upstream.` line (the full id of a known commit whose subject is the
 /// patch's own, as stable backports keep it).
 pub fn unknown_commits(patch: &str, known: &[KnownCommit]) -> Vec<String> {
-    static UPSTREAM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^commit ([0-9a-fA-F]{40}) upstream\.$").unwrap());
     let mut bad = unknown_fixes(patch, known);
     let message = patch.lines().take_while(|l| *l != "---");
     for line in message.filter(|l| l.starts_with("commit ") && l.contains(" upstream")) {
-        let Some(c) = UPSTREAM.captures(line) else {
+        let Some(id) = upstream_id(line) else {
             bad.push(format!("`{line}`: not `commit <40-digit id> upstream.`"));
             continue;
         };
-        let id = c[1].to_ascii_lowercase();
         match known.iter().find(|k| k.id == id) {
             None => bad.push(format!(
                 "`{line}`: {id} is not in config/known-commits; check it in mainline \
@@ -131,6 +129,13 @@ pub fn unknown_commits(patch: &str, known: &[KnownCommit]) -> Vec<String> {
         }
     }
     bad
+}
+
+/// The upstream id a backport's `commit <40-digit id> upstream.` line
+/// names, lower case; None for any other line.
+pub fn upstream_id(line: &str) -> Option<String> {
+    static UPSTREAM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^commit ([0-9a-fA-F]{40}) upstream\.$").unwrap());
+    UPSTREAM.captures(line.trim_end()).map(|c| c[1].to_ascii_lowercase())
 }
 
 /// The Fixes: tags of a patch that name no commit of `known` (by an id of
@@ -859,9 +864,9 @@ mod tests {
             unknown_commits(&patch("rust: types: add `NotThreadSafe`", "commit e7572e5deaf3 upstream."), &known);
         assert!(short.len() == 1 && short[0].contains("40-digit"), "{short:?}");
         // The repository's own 6.12 backports name known commits.
+        let ours = parse_known_commits(include_str!("../../config/known-commits")).unwrap();
         for p in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../patches/6.12")).unwrap() {
             let text = std::fs::read_to_string(p.unwrap().path()).unwrap();
-            let ours = parse_known_commits(include_str!("../../config/known-commits")).unwrap();
             assert!(unknown_commits(&text, &ours).is_empty(), "{:?}", unknown_commits(&text, &ours));
         }
     }

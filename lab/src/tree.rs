@@ -486,14 +486,10 @@ pub fn patch_subject(patch: &Path) -> Option<String> {
     mail_subject(&fs::read_to_string(patch).ok()?)
 }
 
-/// The Subject: of a mail, unfolded, without its `[PATCH ...]` prefix.
+/// The Subject: of a mail (folded lines joined), without its `[PATCH ...]`
+/// prefix.
 pub fn mail_subject(mail: &str) -> Option<String> {
-    let mut lines = mail.lines().skip_while(|l| !l.starts_with("Subject: "));
-    let mut subject = lines.next()?.strip_prefix("Subject: ")?.to_string();
-    for cont in lines.take_while(|l| l.starts_with([' ', '\t'])) {
-        subject.push(' ');
-        subject.push_str(cont.trim());
-    }
+    let subject = crate::cover::header(crate::cover::split_mail(mail).0, "Subject")?;
     let s = subject.trim();
     Some(match s.strip_prefix('[') {
         Some(rest) => rest.split_once("] ").map_or(s, |(_, t)| t).to_string(),
