@@ -121,7 +121,10 @@ pub fn boot(
     let pb = Progress::spinner(&what, "booting");
     let start = Instant::now();
     let mut began = Instant::now();
-    let outcome = qemu::run(machine.command(&tc.root), &log, plan, wd, |e| match e {
+    let command = machine.command(&tc.root);
+    // The command line, to boot the same guest again by hand.
+    std::fs::write(dir.join("qemu.cmd"), crate::cmd::describe(&command) + "\n")?;
+    let outcome = qemu::run(command, &log, plan, wd, |e| match e {
         Event::Begin(name) => {
             began = Instant::now();
             pb.message(&format!("{name} started at {}s", start.elapsed().as_secs()));
