@@ -166,6 +166,9 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("lab: error: {e:#}");
+            if let (true, Ok(layout)) = (lab::layout::is_disk_full(&e), Layout::discover()) {
+                eprintln!("lab: {}", lab::layout::disk_full_advice(&layout.build));
+            }
             ExitCode::from(2)
         }
     }
@@ -207,6 +210,21 @@ fn static_check(
     Ok(ok)
 }
 
+/// On a fresh build folder, says so when its filesystem has less room than
+/// a cold `make test` fills: better now than an hour into the run.
+fn warn_if_short_of_disk(layout: &Layout) {
+    let Ok(free) = lab::layout::free_space(&layout.repo) else { return };
+    if free < lab::layout::MAKE_TEST_DISK {
+        eprintln!(
+            "lab: warning: {} MB free beside {}, and a cold `make test` writes about {} GB under build/: \
+             it may stop with \"No space left on device\"",
+            free >> 20,
+            layout.repo.display(),
+            lab::layout::MAKE_TEST_DISK >> 30
+        );
+    }
+}
+
 fn toolchain(layout: &Layout) -> Result<Toolchain> {
     setup::ensure(layout, false)
 }
@@ -216,6 +234,9 @@ fn real_main() -> Result<bool> {
     let layout = Layout::discover()?;
     match cli.command {
         Cmd::Setup { refresh } => {
+            if !layout.root().exists() {
+                warn_if_short_of_disk(&layout);
+            }
             let tc = setup::ensure(&layout, refresh)?;
             let mut sources = Vec::new();
             for base in Base::ALL {

@@ -198,11 +198,25 @@ pub fn compile_fail(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Opti
 pub fn new_run_dir(layout: &Layout) -> Result<PathBuf> {
     let runs = layout.runs();
     std::fs::create_dir_all(&runs)?;
-    let dir = runs.join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
-    std::fs::create_dir_all(&dir)?;
-    let latest = runs.join("latest");
-    let _ = std::fs::remove_file(&latest);
-    std::os::unix::fs::symlink(dir.file_name().context("run dir has a name")?, &latest)?;
+    // make test runs two bases' guests at once: two runs may start in the
+    // same second, and each must get a folder of its own.
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+    let mut n = 1;
+    let dir = loop {
+        let dir = if n == 1 { runs.join(&stamp) } else { runs.join(format!("{stamp}-{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => break dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e).with_context(|| format!("cannot make {}", dir.display())),
+        }
+    };
+    // A new link renamed over the old one: never a moment without `latest`,
+    // nor an error when another run replaces it at the same time.
+    let name = dir.file_name().context("run dir has a name")?;
+    let tmp = runs.join(format!(".latest-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp)?;
+    std::fs::rename(&tmp, runs.join("latest"))?;
     Ok(dir)
 }
 
@@ -290,6 +304,17 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_folders_of_their_own() {
+        let repo = tempfile::tempdir().unwrap();
+        let layout = Layout::new(repo.path());
+        let dirs: Vec<PathBuf> = (0..3).map(|_| new_run_dir(&layout).unwrap()).collect();
+        assert_ne!(dirs[0], dirs[1]);
+        assert_ne!(dirs[1], dirs[2]);
+        let latest = std::fs::read_link(layout.runs().join("latest")).unwrap();
+        assert_eq!(latest, dirs[2].file_name().unwrap());
+    }
 
     #[test]
     fn each_guest_gets_its_own_console_and_the_cpu_count_init_checks() {

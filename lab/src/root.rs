@@ -256,6 +256,9 @@ impl Root {
         let mut install = staged.command("apt-get");
         install.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends", &newest]);
         cmd::run_logged(&mut install, log, |_| {}).with_context(|| format!("installing {newest} in the root"))?;
+        // The source .deb (160 MB) stays in apt's cache otherwise; the
+        // lists stay (see above).
+        cmd::run_logged(staged.command("apt-get").arg("clean"), log, |_| {}).context("apt-get clean in the root")?;
         Ok(newest)
     }
 

@@ -95,7 +95,10 @@ pub fn ensure_base(layout: &Layout, root: &Root, base: Base, source: &Source) ->
     cmd::output(git(&tmp).args(["config", "lab.base-package", &source.package]))?;
     // No background repack of the 90,000 new objects while kernels build.
     cmd::output(git(&tmp).args(["config", "gc.auto", "0"]))?;
-    cmd::output(git(&tmp).args(["add", "-A", "-f", "."]))?;
+    // Every blob straight into one pack (git's bulk check-in for files
+    // above core.bigFileThreshold) rather than 90,000 loose objects: the
+    // repository takes 300 MB instead of 620 MB, for about 25 s more.
+    cmd::output(git(&tmp).args(["-c", "core.bigFileThreshold=1", "add", "-A", "-f", "."]))?;
     let kver = kernel_version(&tmp)?;
     let mut msg = format!(
         "Linux {kver}\n\nUnpacked from Debian's {} {} ({}).",
