@@ -302,6 +302,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_repositorys_plan_runs_the_series_selftest_on_every_kernel_and_vmtests_not_on_debug() {
+        use crate::arch::Arch;
+        use crate::base::Base;
+        let plan = Plan::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest/plan")).unwrap();
+        for base in Base::ALL {
+            for config in ["c", "rust", "debug"] {
+                let runs = plan.for_variant(&Variant::new(base, Arch::X86_64, config));
+                assert!(runs.selftests().iter().any(|s| s == "vma_lock_faults"), "{base}/{config}");
+                // CI's time: the upstream runner takes a debug guest 4-6x as long.
+                assert_eq!(runs.tests.iter().any(|t| t.name == "vmtests"), config != "debug", "{base}/{config}");
+            }
+        }
+    }
+
+    #[test]
     fn parses_and_renders() {
         let p = Plan::parse("# c\nuffd-unit-tests uffd 900 uffd-unit-tests\n\nhang exit 0 /bin/sleep 1000\n", "plan")
             .unwrap();
