@@ -15,6 +15,7 @@ pub mod compilefail;
 pub mod config;
 pub mod cover;
 pub mod deb;
+pub mod disk;
 pub mod git;
 pub mod initramfs;
 pub mod kconfig;

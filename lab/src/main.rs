@@ -166,8 +166,8 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("lab: error: {e:#}");
-            if let (true, Ok(layout)) = (lab::layout::is_disk_full(&e), Layout::discover()) {
-                eprintln!("lab: {}", lab::layout::disk_full_advice(&layout.build));
+            if let (true, Ok(layout)) = (lab::disk::is_disk_full(&e), Layout::discover()) {
+                eprintln!("lab: {}", lab::disk::disk_full_advice(&layout.build));
             }
             ExitCode::from(2)
         }
@@ -213,14 +213,14 @@ fn static_check(
 /// On a fresh build folder, says so when its filesystem has less room than
 /// a cold `make test` fills: better now than an hour into the run.
 fn warn_if_short_of_disk(layout: &Layout) {
-    let Ok(free) = lab::layout::free_space(&layout.repo) else { return };
-    if free < lab::layout::MAKE_TEST_DISK {
+    let Ok(free) = lab::disk::free_space(&layout.repo) else { return };
+    if free < lab::disk::MAKE_TEST_DISK {
         eprintln!(
             "lab: warning: {} MB free beside {}, and a cold `make test` writes about {} GB under build/: \
              it may stop with \"No space left on device\"",
             free >> 20,
             layout.repo.display(),
-            lab::layout::MAKE_TEST_DISK >> 30
+            lab::disk::MAKE_TEST_DISK >> 30
         );
     }
 }
