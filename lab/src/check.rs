@@ -482,16 +482,9 @@ fn check_patch(
         }
         let start = Instant::now();
         let log = logs.join(format!("{name}-{check}.log"));
-        let kbuild = layout.kbuild(&Variant::new(base, Arch::X86_64, "rust"));
-        let mut c = build::kmake(layout, tc, base, &kbuild, "x86_64");
+        let mut c = build::kmake(layout, tc, base, &layout.kbuild(&Variant::new(base, Arch::X86_64, "rust")), "x86_64");
         c.arg(target);
         let (ok, out) = run_to_log(&mut c, &log);
-        if target == "rustdoc" {
-            // The check wants rustdoc's warnings, not its pages: about
-            // 480 MB (core's among them) that make test's disk can spare
-            // better. `make rustdoc` in the kernel makes them again.
-            let _ = fs::remove_dir_all(kbuild.join("Documentation/output/rust"));
-        }
         // rustfmtcheck prints "Diff in <file>"; rustdoc warns or errs.
         let bad = out.lines().find(|l| l.starts_with("Diff in") || l.contains("warning:") || l.contains("error:"));
         match bad {
@@ -508,6 +501,11 @@ fn check_patch(
         ["rust/kernel/", "rust/macros/", "rust/ffi.rs", "rust/compiler_builtins.rs"].iter().any(|d| f.starts_with(d))
     });
     cells.push(rust_target("rustdoc", "rustdoc", has_rust && documented, "no change to a documented crate"));
+    // The check wants rustdoc's warnings, not its pages: about 480 MB
+    // (core's among them) that make test's disk can spare better. `make
+    // rustdoc` in the kernel makes them again.
+    let _ =
+        fs::remove_dir_all(layout.kbuild(&Variant::new(base, Arch::X86_64, "rust")).join("Documentation/output/rust"));
     Ok(cells)
 }
 

@@ -15,6 +15,22 @@ pub fn free_space(path: &Path) -> std::io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// On a fresh clone, a warning when the filesystem holding `repo` has less
+/// room than a cold `make test` fills: better now than an hour into the
+/// run.
+pub fn short_of_disk(repo: &Path) -> Option<String> {
+    let free = free_space(repo).ok()?;
+    (free < MAKE_TEST_DISK).then(|| {
+        format!(
+            "{} MB free beside {}, and a cold `make test` writes about {} GB under build/: \
+             it may stop with \"No space left on device\"",
+            free >> 20,
+            repo.display(),
+            MAKE_TEST_DISK >> 30
+        )
+    })
+}
+
 /// Whether `e`, however wrapped in context, comes from a full disk
 /// (ENOSPC).
 pub fn is_disk_full(e: &anyhow::Error) -> bool {

@@ -210,21 +210,6 @@ fn static_check(
     Ok(ok)
 }
 
-/// On a fresh build folder, says so when its filesystem has less room than
-/// a cold `make test` fills: better now than an hour into the run.
-fn warn_if_short_of_disk(layout: &Layout) {
-    let Ok(free) = lab::disk::free_space(&layout.repo) else { return };
-    if free < lab::disk::MAKE_TEST_DISK {
-        eprintln!(
-            "lab: warning: {} MB free beside {}, and a cold `make test` writes about {} GB under build/: \
-             it may stop with \"No space left on device\"",
-            free >> 20,
-            layout.repo.display(),
-            lab::disk::MAKE_TEST_DISK >> 30
-        );
-    }
-}
-
 fn toolchain(layout: &Layout) -> Result<Toolchain> {
     setup::ensure(layout, false)
 }
@@ -235,7 +220,9 @@ fn real_main() -> Result<bool> {
     match cli.command {
         Cmd::Setup { refresh } => {
             if !layout.root().exists() {
-                warn_if_short_of_disk(&layout);
+                if let Some(w) = lab::disk::short_of_disk(&layout.repo) {
+                    eprintln!("lab: warning: {w}");
+                }
             }
             let tc = setup::ensure(&layout, refresh)?;
             let mut sources = Vec::new();
