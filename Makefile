@@ -12,7 +12,7 @@ BASE ?= mainline
 # Empty: the lab's default (rust, or c where the base has no rust yet).
 VARIANT ?=
 
-.PHONY: run test test-mainline test-tip-6.12 test-6.12 check bench send tree export apply setup lab lab-test clean-build
+.PHONY: run test test-tree-mainline test-tree-6.12 test-mainline test-mainline-guests test-mainline-debug-kernel test-tip-6.12 test-6.12 check bench send tree export apply setup lab lab-test clean-build
 
 # series -> kernel -> boot -> mm selftests -> report, for $(VARIANT) of $(BASE).
 run: lab
@@ -30,22 +30,37 @@ run: lab
 # time beside the rest: 6.12's per-patch walk and arm64 guests, and
 # mainline's arm64-c guest (the plain kernel arm64-rust's selftest results
 # are compared with).
-TEST_GUESTS_mainline := c rust debug arm64-rust
+TEST_GUESTS_mainline := c rust arm64-rust
 TEST_GUESTS_6.12 := c rust debug
 TEST_LOG_6.12 := build/6.12/logs/test.log
 test: lab
 	$(LAB) setup
-	$(LAB) tree --base mainline > /dev/null
-	$(LAB) tree --base 6.12 > /dev/null
+	$(MAKE) -j2 test-tree-mainline test-tree-6.12
 	$(MAKE) lab-test
 	$(LAB) backport
 	$(MAKE) -j2 test-mainline test-tip-6.12
 
-# make test's mainline stream.
+# The two kernel trees are unpacked and committed side by side: each is
+# one core's work (xz, git's hashing).
+test-tree-mainline test-tree-6.12: test-tree-%: lab
+	$(LAB) tree --base $* > /dev/null
+
+# make test's mainline stream. Its debug kernel builds while the other
+# guests run (a guest under TCG leaves a core mostly idle) if the 6.12
+# stream has ended and left a job slot free, after them if not; then the
+# debug guest. The lab locks each kernel's and test programs' build
+# folder, so the two lab processes never write the same one.
 test-mainline: lab
 	$(LAB) check --base mainline
 	$(LAB) send --base mainline --loopback
+	$(MAKE) test-mainline-guests test-mainline-debug-kernel
+	$(LAB) run --base mainline --variant debug
+
+test-mainline-guests: lab
 	$(LAB) run --base mainline $(foreach v,$(TEST_GUESTS_mainline),--variant $(v))
+
+test-mainline-debug-kernel: lab
+	$(LAB) build --base mainline debug
 
 # make test's 6.12 stream: the backport at its tip.
 test-tip-6.12: lab

@@ -13,6 +13,7 @@ use crate::config::{self, Kernel};
 use crate::git::git;
 use crate::kconfig::{self, Fragment};
 use crate::layout::Layout;
+use crate::lock::FolderLock;
 use crate::progress::Progress;
 use crate::setup::Toolchain;
 use crate::variant::Variant;
@@ -125,6 +126,7 @@ pub struct Built {
 /// decides.
 pub fn build_kernel(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<Built> {
     let started = std::time::Instant::now();
+    let _lock = FolderLock::acquire(&k.out, &format!("building the {} kernel", k.variant))?;
     configure(layout, tc, k)?;
     let (out, v) = (&k.out, &k.variant);
     let label = v.to_string();
@@ -198,6 +200,8 @@ pub fn image(layout: &Layout, v: &Variant) -> PathBuf {
 /// lab's own from guest/programs/<name>.c, the others from
 /// tools/testing/selftests/mm.
 pub fn build_selftests(layout: &Layout, tc: &Toolchain, base: Base, names: &[String], arch: Arch) -> Result<()> {
+    let out = layout.selftests(base, arch);
+    let _lock = FolderLock::acquire(&out, &format!("building the {base} test programs for {arch}"))?;
     let log = layout.base_logs(base).join(format!("selftests-{arch}.log"));
     let _ = fs::remove_file(&log);
     let headers = layout.headers(base, arch);
@@ -205,7 +209,6 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, base: Base, names: &[Str
     let mut h = kmake(layout, tc, base, &headers, arch.kernel_arch());
     h.arg("headers");
     cmd::run_logged(&mut h, &log, |_| {}).context("exporting the UAPI headers for the selftests failed")?;
-    let out = layout.selftests(base, arch);
     fs::create_dir_all(&out)?;
     let mm = layout.tree(base).join("tools/testing/selftests/mm");
     // Optional programs (`name?`) only where this tree has their source.

@@ -9,6 +9,7 @@ use crate::arch::Arch;
 use crate::cmd;
 use crate::deb::{self, Userland};
 use crate::layout::Layout;
+use crate::lock::FolderLock;
 use crate::plan::Plan;
 use crate::setup::Toolchain;
 use crate::variant::Variant;
@@ -68,6 +69,10 @@ pub fn build(layout: &Layout, tc: &Toolchain, v: &Variant, plan: &Plan) -> Resul
     if !init.is_file() {
         bail!("{} is missing: the guest needs its init script", init.display());
     }
+    // Another lab process may be building these programs (make test builds
+    // mainline's debug kernel, and then its programs, while the other
+    // guests boot): pack them whole.
+    let _lock = FolderLock::acquire(&layout.selftests(v.base, v.arch), &format!("packing the {v} initramfs"))?;
     let mut programs = Vec::new();
     for n in plan.selftests() {
         if let Some(opt) = crate::plan::optional(&n) {

@@ -20,6 +20,7 @@ pub mod git;
 pub mod initramfs;
 pub mod kconfig;
 pub mod layout;
+pub mod lock;
 pub mod maintainers;
 pub mod pipeline;
 pub mod plan;

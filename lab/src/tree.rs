@@ -17,6 +17,7 @@ use crate::base::{Base, Source};
 use crate::cmd;
 use crate::git::{committer_env, git, split_ident, BASE_TAG};
 use crate::layout::Layout;
+use crate::lock::FolderLock;
 use crate::progress::Progress;
 use crate::root::Root;
 /// The file in `patches/` that gives the order of the series.
@@ -342,6 +343,7 @@ pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
     }
     let series = read_series(&layout.patches(base))?;
     let scratch = layout.base_dir(base).join("tmp").join("state");
+    let _lock = FolderLock::acquire(&scratch, &format!("comparing the {base} tree with its series"))?;
     let _ = fs::remove_dir_all(&scratch);
     let exported = scratch.join("export");
     let names = format_patches(&tree, &exported)?;
@@ -388,6 +390,7 @@ pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
 /// not in the series are kept on a backup branch and replaced.
 pub fn apply(layout: &Layout, base: Base, force: bool) -> Result<bool> {
     let tree = layout.tree(base);
+    let _lock = FolderLock::acquire(&tree, &format!("applying the {base} series"))?;
     let st = state(layout, base)?;
     match &st {
         TreeState::UpToDate { stale } => {
