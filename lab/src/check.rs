@@ -476,13 +476,14 @@ fn check_patch(
         cells.push(bc);
     }
 
+    let rust_kbuild = layout.kbuild(&Variant::new(base, Arch::X86_64, "rust"));
     let rust_target = |check: &str, target: &str, applies: bool, why_not: &str| {
         if !applies {
             return not_applicable(check, why_not);
         }
         let start = Instant::now();
         let log = logs.join(format!("{name}-{check}.log"));
-        let mut c = build::kmake(layout, tc, base, &layout.kbuild(&Variant::new(base, Arch::X86_64, "rust")), "x86_64");
+        let mut c = build::kmake(layout, tc, base, &rust_kbuild, "x86_64");
         c.arg(target);
         let (ok, out) = run_to_log(&mut c, &log);
         // rustfmtcheck prints "Diff in <file>"; rustdoc warns or errs.
@@ -504,8 +505,7 @@ fn check_patch(
     // The check wants rustdoc's warnings, not its pages: about 480 MB
     // (core's among them) that make test's disk can spare better. `make
     // rustdoc` in the kernel makes them again.
-    let _ =
-        fs::remove_dir_all(layout.kbuild(&Variant::new(base, Arch::X86_64, "rust")).join("Documentation/output/rust"));
+    let _ = fs::remove_dir_all(rust_kbuild.join("Documentation/output/rust"));
     Ok(cells)
 }
 

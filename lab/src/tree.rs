@@ -336,6 +336,8 @@ fn normalise_message(m: &str) -> String {
 }
 
 /// Compares the tree's commits after `base` with the series of `base`.
+/// It writes its scratch folder build/<base>/tmp/state: in the lab only
+/// apply() calls it, holding the tree's lock.
 pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
     let tree = layout.tree(base);
     if let Some(unfinished) = unfinished(&tree)? {
@@ -343,7 +345,6 @@ pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
     }
     let series = read_series(&layout.patches(base))?;
     let scratch = layout.base_dir(base).join("tmp").join("state");
-    let _lock = FolderLock::acquire(&scratch, &format!("comparing the {base} tree with its series"))?;
     let _ = fs::remove_dir_all(&scratch);
     let exported = scratch.join("export");
     let names = format_patches(&tree, &exported)?;
