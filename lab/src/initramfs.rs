@@ -94,6 +94,13 @@ pub fn build(layout: &Layout, tc: &Toolchain, v: &Variant, plan: &Plan) -> Resul
         }
         programs.push(p);
     }
+    // The guest's own scripts (guest/bin: with-swap), which plan lines call.
+    let mut scripts: Vec<PathBuf> = fs::read_dir(layout.guest().join("bin"))
+        .with_context(|| format!("cannot read {}", layout.guest().join("bin").display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    scripts.sort();
+    programs.extend(scripts);
     let list = work.join("list");
     fs::write(&list, spec(&user.busybox, &applets, &user.bash, &init, &plan_file, &programs))?;
     let out = layout.initramfs(v);

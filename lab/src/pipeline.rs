@@ -14,12 +14,21 @@ use crate::config::{self, Kernel};
 use crate::layout::Layout;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::qemu::{self, Event, Machine, Watchdog};
+use crate::qemu::{self, Disk, Event, Machine, Watchdog};
 use crate::report;
 use crate::results::{self, HostOutcome, KunitPy, Status, TestResult};
 use crate::setup::Toolchain;
 use crate::tree;
 use crate::variant::Variant;
+
+/// The guest's disks (qemu::Disk): a swap disk of 512 MiB, room for the
+/// tests' swap (/dev/vda), and one of 64 MiB for a filesystem (/dev/vdb),
+/// each a fresh sparse image in the run folder, removed after the boot
+/// (guest/init formats them). 1000 requests a second, about a millisecond
+/// a request: a slow flash disk, slow enough that a fault waits for its
+/// read.
+const DISKS_MIB: [(&str, u64); 2] = [("swap-disk", 512), ("data-disk", 64)];
+const DISK_IOPS: u32 = 1000;
 
 /// The kernel command line of an `arch` guest with `cpus` CPUs. No
 /// `quiet`: it would hide WARNING splats. An oops panics, and a panic ends
@@ -101,6 +110,14 @@ pub fn boot(
     std::fs::create_dir_all(dir)?;
     let plan = &plan.for_variant(v);
     let initrd = crate::initramfs::build(layout, tc, v, plan)?;
+    let mut disks = Vec::new();
+    for (name, mib) in DISKS_MIB {
+        let image = dir.join(format!("{name}.img"));
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(mib << 20))
+            .with_context(|| format!("cannot create the disk image {}", image.display()))?;
+        disks.push(Disk { image, iops: DISK_IOPS });
+    }
     let machine = Machine {
         arch: v.arch,
         qemu: tc.qemu_for(v.arch).to_path_buf(),
@@ -115,6 +132,7 @@ pub fn boot(
         mem_mib: 4096,
         append: append(v.arch, guest.cpus),
         icount: guest.icount,
+        disks: disks.clone(),
     };
     let log = dir.join("serial.log");
     let what = if guest.icount { format!("guest {v} (icount)") } else { format!("guest {v}") };
@@ -133,7 +151,11 @@ pub fn boot(
             pb.println(&format!("lab: {what}: {name} finished (exit {rc}, {:.0}s)", began.elapsed().as_secs_f64()));
         }
         Event::Line(_) => {}
-    })?;
+    });
+    for d in &disks {
+        let _ = std::fs::remove_file(&d.image);
+    }
+    let outcome = outcome?;
     pb.finish();
     eprintln!("lab: {what}: done in {:.0}s", start.elapsed().as_secs_f64());
     // With the log and the plan, this replays the analysis (lab/tests/data).
