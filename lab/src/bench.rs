@@ -47,6 +47,8 @@ use crate::plan::Plan;
 use crate::qemu::Watchdog;
 use crate::results::Status;
 use crate::setup::Toolchain;
+use crate::stat::Stat;
+use crate::thrash;
 use crate::variant::Variant;
 
 /// The kernels measured, in the order they boot in each round: c and rust
@@ -164,38 +166,6 @@ pub fn parse_samples(log: &str) -> Result<Vec<Sample>> {
         });
     }
     Ok(out)
-}
-
-/// Median and spread of a set of values.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Stat {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub n: usize,
-}
-
-impl Stat {
-    /// None for an empty set.
-    pub fn of(values: &[f64]) -> Option<Stat> {
-        if values.is_empty() {
-            return None;
-        }
-        let mut v = values.to_vec();
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 };
-        Some(Stat { median, min: v[0], max: v[v.len() - 1], n: v.len() })
-    }
-
-    /// `(max - min) / median`: how far apart the repeats were.
-    pub fn spread(&self) -> f64 {
-        if self.median > 0.0 {
-            (self.max - self.min) / self.median
-        } else {
-            0.0
-        }
-    }
 }
 
 /// One line of the report: a configuration under one clock.
@@ -556,13 +526,21 @@ pub fn kernels(known: &[String]) -> Result<Vec<&'static str>> {
     Ok(VARIANTS.into_iter().filter(|v| has(v)).collect())
 }
 
-/// The guest plan of a bench boot.
-fn plan(opts: &Options) -> Result<Plan> {
-    Plan::parse(&format!("fault-bench ktap 3000 fault_bench -p {} -r {}\n", opts.pages, opts.repeats), "lab bench")
+/// The guest plan of a bench boot under `clock`: the fault benchmark, and
+/// under the wall clock the memcg-thrash one too, which waits for a
+/// throttled disk in real time (under -icount, guest time would not be
+/// the disk's).
+fn plan(opts: &Options, clock: Clock) -> Result<Plan> {
+    let mut text = format!("fault-bench ktap 3000 fault_bench -p {} -r {}\n", opts.pages, opts.repeats);
+    if clock == Clock::Wall {
+        text.push_str("memcg-thrash ktap 300 needs=memcg_thrash with-swap disk memcg_thrash -t 10\n");
+    }
+    Plan::parse(&text, "lab bench")
 }
 
-/// Boots `variant` once under `clock` and returns its samples; fails if the
-/// benchmark itself failed (a wrong page or a fault count that is off).
+/// Boots `variant` once under `clock` and returns its samples, and its
+/// memcg-thrash run where the plan has one; fails if a benchmark itself
+/// failed (a wrong page or a fault count that is off).
 fn boot_once(
     layout: &Layout,
     tc: &Toolchain,
@@ -570,7 +548,7 @@ fn boot_once(
     variant: &Variant,
     clock: Clock,
     dir: &Path,
-) -> Result<Vec<Sample>> {
+) -> Result<(Vec<Sample>, Option<thrash::Sample>)> {
     let (rows, _) = pipeline::boot(layout, tc, variant, plan, dir, &Watchdog::default(), clock.guest())?;
     let log = dir.join("serial.log");
     if let Some(bad) = rows.iter().find(|r| r.status.failed()) {
@@ -585,11 +563,16 @@ fn boot_once(
     if !rows.iter().any(|r| r.test == "fault-bench" && r.status == Status::Pass) {
         bail!("no fault-bench result on {variant} ({clock:?}); see {}", log.display());
     }
-    let samples = parse_samples(&String::from_utf8_lossy(&std::fs::read(&log)?))?;
+    let text = String::from_utf8_lossy(&std::fs::read(&log)?).into_owned();
+    let samples = parse_samples(&text)?;
     if samples.is_empty() {
         bail!("fault_bench printed no `# bench` line on {variant} ({clock:?}); see {}", log.display());
     }
-    Ok(samples)
+    let thrash = thrash::parse(&text).with_context(|| format!("memcg_thrash on {variant}: see {}", log.display()))?;
+    if thrash.is_none() && plan.tests.iter().any(|t| t.name == "memcg-thrash") {
+        bail!("memcg_thrash printed no rates on {variant} ({clock:?}); see {}", log.display());
+    }
+    Ok((samples, thrash))
 }
 
 /// The whole `lab bench` on `base`: returns whether every boot ran its
@@ -599,22 +582,24 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Resul
         config::configs(layout, base)?.into_iter().chain(config::bench_configs(layout, base)?).collect();
     let names = kernels(&known).with_context(|| format!("{base} cannot be benchmarked"))?;
     let source = pipeline::prepare_base(layout, tc, base)?;
-    let plan = plan(opts)?;
     let variants: Vec<Variant> = names.iter().map(|v| Variant::parse(base, v)).collect();
-    pipeline::build_all(layout, tc, &variants, &plan)?;
+    pipeline::build_all(layout, tc, &variants, &plan(opts, Clock::Wall)?)?;
     let dir =
         layout.build.join("bench").join(base.name()).join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string());
     let mut samples = Vec::new();
+    let mut thrash_samples = Vec::new();
     let mut boots = vec![(Clock::Icount, 0)];
     boots.extend((0..opts.rounds).map(|r| (Clock::Wall, r)));
     for (clock, round) in boots {
+        let plan = plan(opts, clock)?;
         for v in &variants {
             let sub = dir.join(format!("{}-{round}-{}", format!("{clock:?}").to_lowercase(), v.name()));
-            for s in boot_once(layout, tc, &plan, v, clock, &sub)? {
-                samples.push((clock, v.config.clone(), s));
-            }
+            let (bench, thrash) = boot_once(layout, tc, &plan, v, clock, &sub)?;
+            samples.extend(bench.into_iter().map(|s| (clock, v.config.clone(), s)));
+            thrash_samples.extend(thrash.map(|t| (v.config.clone(), t)));
         }
     }
+    let thrash_rows = thrash::summarise(&thrash_samples);
     let rows = summarise(&samples);
     let retry_rows = summarise_retry(&samples);
     let retry_icount_rows = summarise_retry_icount(&samples);
@@ -633,6 +618,8 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Resul
         "retry_rows": retry_rows,
         "retry_icount_rows": retry_icount_rows,
         "samples": samples.iter().map(|(c, v, s)| serde_json::json!({"clock": c, "variant": v, "sample": s})).collect::<Vec<_>>(),
+        "thrash_rows": thrash_rows,
+        "thrash_samples": thrash_samples.iter().map(|(v, s)| serde_json::json!({"variant": v, "sample": s})).collect::<Vec<_>>(),
     });
     std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
     write_svg(&dir.join("bench.svg"), &rows)?;
@@ -648,6 +635,10 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Resul
              the per-VMA lock yet), so there is no retry comparison",
             base.name()
         );
+    }
+    if !thrash_rows.is_empty() {
+        println!();
+        print!("{}", thrash::table(&thrash_rows)?);
     }
     println!("serial logs, bench.json and bench.svg: {}", dir.display());
     Ok(true)
@@ -686,15 +677,6 @@ mod tests {
         assert_eq!(kernels(&names(&["rust", "noretry", "c"])).unwrap(), ["c", "noretry", "rust"]);
         let e = kernels(&names(&["c", "debug"])).unwrap_err().to_string();
         assert!(e.contains("no rust") && e.contains("config/<base>/rust.config"), "{e}");
-    }
-
-    #[test]
-    fn median_and_spread() {
-        let s = Stat::of(&[3.0, 1.0, 2.0, 10.0]).unwrap();
-        assert_eq!((s.median, s.min, s.max, s.n), (2.5, 1.0, 10.0, 4));
-        assert!((s.spread() - 3.6).abs() < 1e-9);
-        assert_eq!(Stat::of(&[5.0, 1.0, 3.0]).unwrap().median, 3.0);
-        assert!(Stat::of(&[]).is_none());
     }
 
     fn sample(kind: &str, ns: f64) -> Sample {

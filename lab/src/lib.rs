@@ -32,5 +32,7 @@ pub mod root;
 pub mod send;
 pub mod setup;
 pub mod smtp;
+pub mod stat;
+pub mod thrash;
 pub mod tree;
 pub mod variant;

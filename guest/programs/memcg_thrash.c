@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memcg_thrash - threads cycle a working set larger than their memory
+ * cgroup's memory.max, so that their pages go to swap and come back the way
+ * they do on a user's loaded machine, while one thread takes mmap_lock for
+ * writing and another forks. Every page's content is checked.
+ *
+ *   memcg_thrash [-t SECONDS] [-j THREADS] [-w MIB] [-m MIB] [-s SEED]
+ *
+ * The model is the memcg-thrash one of the per-VMA lock retry discussions
+ * (linux-mm, 2025-2026): a round is one pass of a thread over its slice of
+ * the working set, reading each page's tag, checking it and writing the
+ * next one. With swap on a disk, a fault on a page that left memory waits
+ * for its read, which is where a fault under the per-VMA lock drops the
+ * lock and retries.
+ *
+ * Output is kselftest TAP with one case, "thrash": it passes when every
+ * page read back held what was last written to it, every faulting thread
+ * finished rounds, and the writer and the forker ran. Comment lines give
+ * what a benchmark reads:
+ *
+ *   # rounds N in S s: R rounds/s
+ *   # access latency us: p50 A p90 B p99 C max D (N accesses)
+ *   # fork latency us: p50 A p90 B p99 C max D (N forks)
+ *   # mmap_lock writer: N map/unmap pairs
+ *   # vmstat: pswpin +N pswpout +N vma_lock_success +N ... (system-wide)
+ *
+ * The memory cgroup is made under the cgroup2 mount and removed at exit;
+ * the program runs in it (memory.max MIB, swap unlimited). Swap must be
+ * on: without it the cgroup would only OOM-kill.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <mntent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "guest_util.h"
+#include "kselftest.h"
+
+#define MAX_THREADS	16
+
+static long page_size;
+static int opt_seconds = 10, opt_threads = 2;
+static unsigned long opt_ws_mib = 96, opt_max_mib = 32;
+static uint64_t opt_seed;
+
+static atomic_bool stop;
+static atomic_ulong mismatches;
+
+/*
+ * A latency histogram: 4 sub-buckets per power of two of nanoseconds, so
+ * that a percentile is within 25% of the truth, in fixed memory.
+ */
+#define HIST_BUCKETS	(64 * 4)
+
+struct hist {
+	unsigned long n[HIST_BUCKETS];
+	unsigned long count, max_ns;
+};
+
+static void hist_add(struct hist *h, unsigned long ns)
+{
+	int log = ns ? 63 - __builtin_clzl(ns) : 0;
+	int sub = log >= 2 ? (ns >> (log - 2)) & 3 : 0;
+
+	h->n[log * 4 + sub]++;
+	h->count++;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+}
+
+static void hist_merge(struct hist *to, const struct hist *from)
+{
+	for (int i = 0; i < HIST_BUCKETS; i++)
+		to->n[i] += from->n[i];
+	to->count += from->count;
+	if (from->max_ns > to->max_ns)
+		to->max_ns = from->max_ns;
+}
+
+/* The upper edge of bucket i, in microseconds. */
+static double bucket_top_us(int i)
+{
+	int log = i / 4, sub = i % 4;
+
+	if (log < 2)
+		return (double)(2UL << log) / 1000.0;
+	return (double)(1UL << log) * (5 + sub) / 4 / 1000.0;
+}
+
+/* The upper edge, in microseconds, of the bucket holding percentile p. */
+static double hist_pct(const struct hist *h, double p)
+{
+	unsigned long want = (unsigned long)(h->count * p / 100.0), seen = 0;
+
+	for (int i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->n[i];
+		if (seen > want)
+			return bucket_top_us(i);
+	}
+	return h->max_ns / 1000.0;
+}
+
+static void hist_print(const char *what, const struct hist *h, const char *unit)
+{
+	ksft_print_msg("%s latency us: p50 %.1f p90 %.1f p99 %.1f max %.1f (%lu %s)\n",
+		       what, hist_pct(h, 50), hist_pct(h, 90), hist_pct(h, 99),
+		       h->max_ns / 1000.0, h->count, unit);
+}
+
+static unsigned long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000UL + ts.tv_nsec;
+}
+
+/* A page's tag: who owns it, which page, which version; never zero. */
+static uint64_t tag(int thread, unsigned long page, unsigned long version)
+{
+	return (opt_seed ^ ((uint64_t)thread << 56) ^ ((uint64_t)page << 24) ^ version) | 1;
+}
+
+struct worker {
+	pthread_t tid;
+	int id;
+	char *slice;
+	unsigned long pages;
+	unsigned long *version;	/* per page, the version last written */
+	unsigned long rounds;
+	struct hist lat;
+};
+
+/*
+ * One round after another over the slice: each page's first word is read
+ * and checked, then the next version written to its first and last words.
+ * The access is timed: most take nanoseconds, a fault that reads swap
+ * milliseconds.
+ */
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	size_t words = page_size / sizeof(uint64_t);
+
+	while (!atomic_load(&stop)) {
+		for (unsigned long i = 0; i < w->pages && !atomic_load(&stop); i++) {
+			volatile uint64_t *p = (uint64_t *)(w->slice + i * page_size);
+			uint64_t want = w->version[i] ? tag(w->id, i, w->version[i]) : 0;
+			unsigned long t0 = now_ns();
+			uint64_t first = p[0];
+
+			hist_add(&w->lat, now_ns() - t0);
+			if (first != want || p[words - 1] != want) {
+				if (atomic_fetch_add(&mismatches, 1) < 8)
+					ksft_print_msg("thread %d page %lu: %#llx, expected %#llx (version %lu)\n",
+						       w->id, i, (unsigned long long)first,
+						       (unsigned long long)want, w->version[i]);
+			}
+			w->version[i]++;
+			p[0] = p[words - 1] = tag(w->id, i, w->version[i]);
+		}
+		w->rounds++;
+	}
+	return NULL;
+}
+
+/* Takes mmap_lock for writing, about a thousand times a second. */
+static void *writer(void *arg)
+{
+	unsigned long *ops = arg;
+	struct timespec ms = { 0, 1000000 };
+
+	while (!atomic_load(&stop)) {
+		void *p = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p != MAP_FAILED) {
+			munmap(p, page_size);
+			(*ops)++;
+		}
+		nanosleep(&ms, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * Forks every 20 ms: fork() write-locks each VMA of the parent, so its
+ * latency shows how long the faulting threads' VMA locks hold it up. The
+ * child exits at once.
+ */
+static void *forker(void *arg)
+{
+	struct hist *h = arg;
+	struct timespec pause = { 0, 20000000 };
+
+	while (!atomic_load(&stop)) {
+		unsigned long t0 = now_ns();
+		pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(0);
+		if (pid > 0) {
+			hist_add(h, now_ns() - t0);
+			waitpid(pid, NULL, 0);
+		}
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+/* The memory cgroup the program runs in, and the one it came from. */
+static char cg_dir[PATH_MAX], cg_home[PATH_MAX];
+
+static int put_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+	int ret = 0;
+
+	if (!f)
+		return -1;
+	if (fputs(s, f) < 0)
+		ret = -1;
+	if (fclose(f))
+		ret = -1;
+	return ret;
+}
+
+/* Makes and joins a memory cgroup with memory.max MIB; why it could not. */
+static const char *memcg_enter(unsigned long mib)
+{
+	char path[PATH_MAX + 32], line[PATH_MAX], mnt[PATH_MAX] = "", max[32];
+	struct mntent *m;
+	FILE *f;
+
+	f = setmntent("/proc/self/mounts", "r");
+	while (f && (m = getmntent(f))) {
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			snprintf(mnt, sizeof(mnt), "%s", m->mnt_dir);
+			break;
+		}
+	}
+	if (f)
+		endmntent(f);
+	if (!mnt[0])
+		return "no cgroup2 mount";
+	f = fopen("/proc/self/cgroup", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(cg_home, sizeof(cg_home), "%s%s", mnt, line + 3);
+		}
+	}
+	if (f)
+		fclose(f);
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", mnt);
+	if (!cg_home[0] || put_file(path, "+memory"))
+		return "cannot enable the memory controller";
+	snprintf(cg_dir, sizeof(cg_dir), "%s/memcg_thrash.%d", mnt, getpid());
+	if (mkdir(cg_dir, 0755))
+		return "cannot make the cgroup";
+	snprintf(path, sizeof(path), "%s/memory.max", cg_dir);
+	snprintf(max, sizeof(max), "%lu", mib << 20);
+	if (put_file(path, max))
+		return "cannot set memory.max";
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg_dir);
+	if (put_file(path, "0"))
+		return "cannot join the cgroup";
+	return NULL;
+}
+
+static void memcg_leave(void)
+{
+	char path[PATH_MAX + 32];
+
+	if (!cg_dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg_home);
+	put_file(path, "0");
+	rmdir(cg_dir);
+	cg_dir[0] = '\0';
+}
+
+static const char * const vmstat_names[] = {
+	"pswpin", "pswpout", "vma_lock_success", "vma_lock_abort",
+	"vma_lock_retry", "vma_lock_miss",
+};
+#define NR_VMSTAT (sizeof(vmstat_names) / sizeof(vmstat_names[0]))
+
+static void read_vmstat(unsigned long *v)
+{
+	char name[64];
+	unsigned long val;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	memset(v, 0, NR_VMSTAT * sizeof(*v));
+	while (f && fscanf(f, "%63s %lu", name, &val) == 2) {
+		for (size_t i = 0; i < NR_VMSTAT; i++)
+			if (!strcmp(name, vmstat_names[i]))
+				v[i] = val;
+	}
+	if (f)
+		fclose(f);
+}
+
+static void usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [-t SECONDS] [-j THREADS] [-w WORKING_SET_MIB] [-m MEMORY_MAX_MIB] [-s SEED]\n",
+		prog);
+	exit(KSFT_FAIL);
+}
+
+int main(int argc, char **argv)
+{
+	static struct worker workers[MAX_THREADS];
+	unsigned long before[NR_VMSTAT], after[NR_VMSTAT], writer_ops = 0;
+	unsigned long rounds = 0, t0, pages, slice;
+	pthread_t writer_tid, forker_tid;
+	struct hist lat = { 0 }, fork_lat = { 0 };
+	char line[512] = "";
+	const char *why;
+	double secs;
+	char *area;
+	bool ok;
+	int c;
+
+	opt_seed = (uint64_t)time(NULL) * 2654435761u;
+	while ((c = getopt(argc, argv, "t:j:w:m:s:")) != -1) {
+		switch (c) {
+		case 't': opt_seconds = atoi(optarg); break;
+		case 'j': opt_threads = atoi(optarg); break;
+		case 'w': opt_ws_mib = strtoul(optarg, NULL, 0); break;
+		case 'm': opt_max_mib = strtoul(optarg, NULL, 0); break;
+		case 's': opt_seed = strtoull(optarg, NULL, 0); break;
+		default: usage(argv[0]);
+		}
+	}
+	if (opt_seconds < 1 || opt_threads < 1 || opt_threads > MAX_THREADS ||
+	    opt_max_mib < 4 || opt_ws_mib <= opt_max_mib)
+		usage(argv[0]);
+	page_size = sysconf(_SC_PAGESIZE);
+
+	ksft_print_header();
+	ksft_set_plan(1);
+	ksft_print_msg("seed %llu: %d threads cycle %lu MiB under memory.max %lu MiB for %d s\n",
+		       (unsigned long long)opt_seed, opt_threads, opt_ws_mib, opt_max_mib,
+		       opt_seconds);
+	if (!swap_active()) {
+		ksft_test_result_skip("thrash: no swap: the cgroup could only OOM-kill\n");
+		ksft_finished();
+	}
+	why = memcg_enter(opt_max_mib);
+	if (why) {
+		memcg_leave();
+		ksft_test_result_skip("thrash: %s (%s)\n", why, strerror(errno));
+		ksft_finished();
+	}
+	{
+		FILE *f = fopen("/proc/swaps", "r");
+
+		if (f && fgets(line, sizeof(line), f) && fgets(line, sizeof(line), f))
+			line[strcspn(line, " \t")] = '\0';
+		if (f)
+			fclose(f);
+		ksft_print_msg("swap on %s\n", line);
+	}
+
+	pages = (opt_ws_mib << 20) / page_size;
+	slice = pages / opt_threads;
+	area = mmap(NULL, pages * page_size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap %lu MiB: %s\n", opt_ws_mib, strerror(errno));
+	/* Huge pages would swap out whole, or be split: keep the model's pages. */
+	madvise(area, pages * page_size, MADV_NOHUGEPAGE);
+
+	read_vmstat(before);
+	t0 = now_ns();
+	for (int i = 0; i < opt_threads; i++) {
+		struct worker *w = &workers[i];
+
+		w->id = i;
+		w->slice = area + i * slice * page_size;
+		w->pages = slice;
+		w->version = calloc(slice, sizeof(*w->version));
+		if (!w->version || pthread_create(&w->tid, NULL, work, w))
+			ksft_exit_fail_msg("thread %d: %s\n", i, strerror(errno));
+	}
+	if (pthread_create(&writer_tid, NULL, writer, &writer_ops) ||
+	    pthread_create(&forker_tid, NULL, forker, &fork_lat))
+		ksft_exit_fail_msg("writer or forker thread: %s\n", strerror(errno));
+	sleep(opt_seconds);
+	atomic_store(&stop, true);
+	ok = true;
+	for (int i = 0; i < opt_threads; i++) {
+		pthread_join(workers[i].tid, NULL);
+		rounds += workers[i].rounds;
+		hist_merge(&lat, &workers[i].lat);
+		if (!workers[i].rounds) {
+			ksft_print_msg("thread %d finished no round\n", i);
+			ok = false;
+		}
+	}
+	pthread_join(writer_tid, NULL);
+	pthread_join(forker_tid, NULL);
+	secs = (now_ns() - t0) / 1e9;
+	read_vmstat(after);
+	munmap(area, pages * page_size);
+	memcg_leave();
+
+	ksft_print_msg("rounds %lu in %.1f s: %.2f rounds/s\n", rounds, secs, rounds / secs);
+	hist_print("access", &lat, "accesses");
+	hist_print("fork", &fork_lat, "forks");
+	ksft_print_msg("mmap_lock writer: %lu map/unmap pairs\n", writer_ops);
+	line[0] = '\0';
+	for (size_t i = 0; i < NR_VMSTAT; i++)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), " %s +%lu",
+			 vmstat_names[i], after[i] - before[i]);
+	ksft_print_msg("vmstat:%s (system-wide)\n", line);
+	if (atomic_load(&mismatches)) {
+		ksft_print_msg("%lu pages read back something else than was written\n",
+			       atomic_load(&mismatches));
+		ok = false;
+	}
+	if (!writer_ops || !fork_lat.count) {
+		ksft_print_msg("the writer or the forker did not run\n");
+		ok = false;
+	}
+	if (!(after[0] - before[0])) {
+		ksft_print_msg("no page came back from swap: memory.max did not squeeze\n");
+		ok = false;
+	}
+	ksft_test_result(ok, "thrash\n");
+	ksft_finished();
+}
