@@ -49,7 +49,7 @@ impl Sample {
 /// The memcg_thrash run of a serial log, if it has one; an error if it has
 /// a part of one only (the program died, or its output changed).
 pub fn parse(log: &str) -> Result<Option<Sample>> {
-    let rounds = Regex::new(r"(?m)^# rounds \d+ in [0-9.]+ s: ([0-9.]+) rounds/s").unwrap();
+    let rounds = Regex::new(r"(?m)^# rounds [0-9.]+ in [0-9.]+ s: ([0-9.]+) rounds/s").unwrap();
     let latency = |what: &str| {
         Regex::new(&format!(
             r"(?m)^# {what} latency us: p50 ([0-9.]+) p90 ([0-9.]+) p99 ([0-9.]+) max ([0-9.]+) \((\d+) "
@@ -152,7 +152,7 @@ mod tests {
 
     const RUN: &str = "# seed 1: 2 threads cycle 96 MiB under memory.max 32 MiB for 10 s\n\
                        # swap on /dev/vda\n\
-                       # rounds 42 in 10.0 s: 4.20 rounds/s\n\
+                       # rounds 42.00 in 10.0 s: 4.200 rounds/s\n\
                        # access latency us: p50 0.2 p90 0.5 p99 2500.0 max 91000.0 (1032192 accesses)\n\
                        # fork latency us: p50 800.0 p90 1200.0 p99 5000.0 max 7000.0 (311 forks)\n\
                        # mmap_lock writer: 8000 map/unmap pairs\n\
