@@ -197,7 +197,7 @@ pub fn boot(
         let at = rows.iter().position(|r| r.test == "boot").map_or(0, |i| i + 1);
         let detail =
             "the kernel runs KUnit at boot (CONFIG_KUNIT_DEFAULT_ENABLED), but the console has no KTAP before \
-                      the tests: check that the suites are built in (RUST_KERNEL_DOCTESTS) and that autorun is on";
+                      the tests: check that the suites are built in (FAULT_LOCK_KUNIT_TEST) and that autorun is on";
         rows.insert(at, TestResult::new(v, "kunit", Status::Fail, detail.into()));
     }
     Ok((rows, outcome))
