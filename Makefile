@@ -12,7 +12,7 @@ BASE ?= mainline
 # Empty: the lab's default (rust, or c where the base has no rust yet).
 VARIANT ?=
 
-.PHONY: run test test-tree-mainline test-tree-6.12 test-mainline test-mainline-guests test-mainline-debug-kernel test-tip-6.12 test-6.12 check bench send tree export apply setup lab lab-test clean-build
+.PHONY: run test test-tree-mainline test-tree-6.12 test-mainline test-mainline-debug-kernel test-tip-6.12 test-6.12 check bench send tree export apply setup lab lab-test clean-build
 
 # series -> kernel -> boot -> mm selftests -> report, for $(VARIANT) of $(BASE).
 run: lab
@@ -22,53 +22,57 @@ run: lab
 # is mainline's series but for what config/6.12/rust-differences explains;
 # then two streams side by side (make -j2), so that each fills the cores
 # the other leaves idle (checkpatch, get_maintainer, rustfmt, rustdoc,
-# links, single-threaded tests in a guest): mainline's per-patch checks,
-# mail round trip and guests; and the 6.12 backport at its tip: its
-# kernels, mail round trip and x86_64 guests, with its output in
-# build/6.12/logs/test.log (its table printed when it ends). Left to
-# `make test-6.12` and `lab test`, which a cold run could not fit in CI's
-# time beside the rest: 6.12's per-patch walk and arm64 guests, and
-# mainline's arm64-c guest (the plain kernel arm64-rust's selftest results
-# are compared with).
+# links, single-threaded tests in a guest). The first is mainline's
+# per-patch checks, mail round trip and guests. The second is the 6.12
+# backport at its tip (its kernels, mail round trip and x86_64 guests,
+# with its output in build/6.12/logs/test.log and its table printed when
+# it ends), then mainline's debug kernel, which the first stream's last
+# guest boots. Left to `make test-6.12` and `lab test`, which a cold run
+# could not fit in CI's time beside the rest: 6.12's per-patch walk and
+# arm64 guests, and mainline's arm64-c guest (the plain kernel
+# arm64-rust's selftest results are compared with).
 TEST_GUESTS_mainline := c rust arm64-rust
-TEST_GUESTS_6.12 := c rust debug
+TEST_GUESTS_6.12 := c rust
 TEST_LOG_6.12 := build/6.12/logs/test.log
 test: lab
 	$(LAB) setup
 	$(MAKE) -j2 test-tree-mainline test-tree-6.12
 	$(MAKE) lab-test
 	$(LAB) backport
-	$(MAKE) -j2 test-mainline test-tip-6.12
+	$(MAKE) -j2 test-mainline test-mainline-debug-kernel
 
 # The two kernel trees are unpacked and committed side by side: each is
 # one core's work (xz, git's hashing).
 test-tree-mainline test-tree-6.12: test-tree-%: lab
 	$(LAB) tree --base $* > /dev/null
 
-# make test's mainline stream. Its debug kernel builds while the other
-# guests run (a guest under TCG leaves a core mostly idle) if the 6.12
-# stream has ended and left a job slot free, after them if not; then the
-# debug guest. The lab locks each kernel's and test programs' build
-# folder, so the two lab processes never write the same one.
+# make test's first stream. Its debug guest boots the kernel the second
+# stream builds: the lab locks each kernel's build folder, so this run
+# waits for that build if it is under way, or builds the kernel itself if
+# it has not begun (the second stream then finds it built). `lab check`
+# holds the work tree while it walks the patches, so no other lab process
+# builds from a patch in the middle of the series.
 test-mainline: lab
 	$(LAB) check --base mainline
 	$(LAB) send --base mainline --loopback
-	$(MAKE) test-mainline-guests test-mainline-debug-kernel
+	$(LAB) run --base mainline $(foreach v,$(TEST_GUESTS_mainline),--variant $(v))
 	$(LAB) run --base mainline --variant debug
 
-test-mainline-guests: lab
-	$(LAB) run --base mainline $(foreach v,$(TEST_GUESTS_mainline),--variant $(v))
-
-test-mainline-debug-kernel: lab
+# make test's second stream: 6.12 at its tip, then mainline's debug kernel.
+test-mainline-debug-kernel: test-tip-6.12
 	$(LAB) build --base mainline debug
 
-# make test's 6.12 stream: the backport at its tip.
+# 6.12 at its tip. Its debug kernel builds while its c and rust guests run
+# (a guest under TCG leaves a core mostly idle), then its debug guest.
 test-tip-6.12: lab
 	@mkdir -p $(dir $(TEST_LOG_6.12))
-	@echo "lab: 6.12 at its tip beside mainline: $(TEST_GUESTS_6.12) kernels, mail round trip, guests (log: $(TEST_LOG_6.12))"
+	@echo "lab: 6.12 at its tip beside mainline: $(TEST_GUESTS_6.12) and debug kernels, mail round trip, guests (log: $(TEST_LOG_6.12))"
 	@{ $(LAB) build --base 6.12 $(TEST_GUESTS_6.12) && \
 	   $(LAB) send --base 6.12 --loopback && \
-	   $(LAB) run --base 6.12 $(foreach v,$(TEST_GUESTS_6.12),--variant $(v)); } > $(TEST_LOG_6.12) 2>&1 || \
+	   { $(LAB) build --base 6.12 debug & debug=$$!; \
+	     $(LAB) run --base 6.12 $(foreach v,$(TEST_GUESTS_6.12),--variant $(v)); guests=$$?; \
+	     wait $$debug && [ $$guests = 0 ]; } && \
+	   $(LAB) run --base 6.12 --variant debug; } > $(TEST_LOG_6.12) 2>&1 || \
 		{ tail -n 60 $(TEST_LOG_6.12); echo "lab: 6.12 at its tip failed: see $(TEST_LOG_6.12)"; exit 1; }
 	@grep -E '^(make send: |6\.12/|[0-9]+ passed, )' $(TEST_LOG_6.12)
 

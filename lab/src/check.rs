@@ -32,6 +32,7 @@ use crate::cmd;
 use crate::config::{self, Kernel};
 use crate::git::{git, series_files, BASE_TAG};
 use crate::layout::Layout;
+use crate::lock::FolderLock;
 use crate::maintainers::{get_maintainer, parse_maintainers};
 use crate::results::Status;
 use crate::setup::Toolchain;
@@ -292,6 +293,11 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, scope: Scope) -> Result<
         println!("make check: the {base} series is empty ({}): nothing to check", layout.patches(base).display());
         return Ok(true);
     }
+    // The walk checks out each patch in the work tree: no other lab
+    // process may apply the series there, or build from it, until the
+    // branch is back (tree::apply takes this lock). The tip's checks that
+    // follow only read the tree.
+    let walk_lock = FolderLock::acquire(&tree, &format!("checking each patch of the {base} series"))?;
     let dirty = crate::git::uncommitted(&tree)?;
     if !dirty.trim().is_empty() {
         bail!(
@@ -338,6 +344,7 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, scope: Scope) -> Result<
             rows.push(Row { name, subject, cells });
         }
     }
+    drop(walk_lock);
     default_interrupts();
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted; {} is back on {branch}", tree.display());
