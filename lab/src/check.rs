@@ -265,6 +265,16 @@ fn catch_interrupts() {
     }
 }
 
+/// Ends the walk between two steps of a patch once SIGINT or SIGTERM came:
+/// the step that was running got the signal too, and the patch's other
+/// steps must not run after it.
+fn stop_if_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
 /// Puts back the default action of SIGINT and SIGTERM.
 fn default_interrupts() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
@@ -340,7 +350,12 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, scope: Scope) -> Result<
             let subject = cmd::output(git(&tree).args(["log", "-1", "--format=%s", commit]))?.trim().to_string();
             eprintln!("lab: check {base} {name}/{:02}: {subject}", commits.len());
             cmd::output(git(&tree).args(["checkout", "-q", "--detach", commit]))?;
-            let cells = check_patch(layout, tc, base, commit, &name, &logs, &mail, i == 0)?;
+            let cells = match check_patch(layout, tc, base, commit, &name, &logs, &mail, i == 0) {
+                Err(_) if INTERRUPTED.load(Ordering::SeqCst) => {
+                    bail!("interrupted; {} is back on {branch}", tree.display())
+                }
+                cells => cells?,
+            };
             rows.push(Row { name, subject, cells });
         }
     }
@@ -426,6 +441,7 @@ fn check_patch(
         None => cell("checkpatch", Status::Fail, "checkpatch.pl printed no total".into(), Some(log), start),
     });
 
+    stop_if_interrupted()?;
     let start = Instant::now();
     let log = logs.join(format!("{name}-maintainers.log"));
     let (ok, out) = run_to_log(&mut get_maintainer(&tc.root, &tree, &patch), &log);
@@ -459,6 +475,7 @@ fn check_patch(
 
     let configs = config::configs(layout, base)?;
     for config in ["c", "rust"] {
+        stop_if_interrupted()?;
         if same_kernel {
             cells.push(not_applicable(
                 &format!("build-{config}"),
@@ -501,6 +518,7 @@ fn check_patch(
         }
     };
     let has_rust = configs.iter().any(|c| c == "rust");
+    stop_if_interrupted()?;
     cells.push(rust_target("rustfmt", "rustfmtcheck", has_rust && files.iter().any(|f| f.ends_with(".rs")), "no Rust"));
     // `make rustdoc` documents the kernel, macros, ffi and compiler_builtins
     // crates (and core, again each time: about 40 s); helpers and bindings
@@ -508,6 +526,7 @@ fn check_patch(
     let documented = files.iter().any(|f| {
         ["rust/kernel/", "rust/macros/", "rust/ffi.rs", "rust/compiler_builtins.rs"].iter().any(|d| f.starts_with(d))
     });
+    stop_if_interrupted()?;
     cells.push(rust_target("rustdoc", "rustdoc", has_rust && documented, "no change to a documented crate"));
     // The check wants rustdoc's warnings, not its pages: about 480 MB
     // (core's among them) that make test's disk can spare better. `make
