@@ -12,7 +12,7 @@ BASE ?= mainline
 # Empty: the lab's default (rust, or c where the base has no rust yet).
 VARIANT ?=
 
-.PHONY: run test test-tree-mainline test-tree-6.12 test-mainline test-mainline-debug-kernel test-tip-6.12 test-6.12 check bench send tree export apply setup lab lab-test clean-build
+.PHONY: run test test-tree-mainline test-tree-6.12 test-mainline test-tip-6.12-and-mainline-debug test-tip-6.12 test-6.12 check bench send tree export apply setup lab lab-test clean-build
 
 # series -> kernel -> boot -> mm selftests -> report, for $(VARIANT) of $(BASE).
 run: lab
@@ -39,7 +39,7 @@ test: lab
 	$(MAKE) -j2 test-tree-mainline test-tree-6.12
 	$(MAKE) lab-test
 	$(LAB) backport
-	$(MAKE) -j2 test-mainline test-mainline-debug-kernel
+	$(MAKE) -j2 test-mainline test-tip-6.12-and-mainline-debug
 
 # The two kernel trees are unpacked and committed side by side: each is
 # one core's work (xz, git's hashing).
@@ -59,7 +59,7 @@ test-mainline: lab
 	$(LAB) run --base mainline --variant debug
 
 # make test's second stream: 6.12 at its tip, then mainline's debug kernel.
-test-mainline-debug-kernel: test-tip-6.12
+test-tip-6.12-and-mainline-debug: test-tip-6.12
 	$(LAB) build --base mainline debug
 
 # 6.12 at its tip. Its debug kernel builds while its c and rust guests run
