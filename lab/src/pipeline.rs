@@ -11,6 +11,7 @@ use crate::baseline;
 use crate::build;
 use crate::callpath;
 use crate::config::{self, Kernel};
+use crate::kconfig::{self, Value};
 use crate::layout::Layout;
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -57,12 +58,17 @@ pub fn append(arch: Arch, cpus: u32, kasan: bool) -> String {
     line
 }
 
-/// Whether the built kernel of `v` has KASAN.
-fn has_kasan(layout: &Layout, v: &Variant) -> Result<bool> {
+/// The configuration the kernel of `v` was built with (its `.config`).
+fn built_config(layout: &Layout, v: &Variant) -> Result<BTreeMap<String, Value>> {
     let dot_config = layout.kbuild(v).join(".config");
     let text = std::fs::read_to_string(&dot_config)
         .with_context(|| format!("cannot read {}: build the {v} kernel first", dot_config.display()))?;
-    Ok(text.lines().any(|l| l == "CONFIG_KASAN=y"))
+    Ok(text.lines().filter_map(kconfig::parse_line).collect())
+}
+
+/// Whether `symbol` (without `CONFIG_`) is `y` in `config`.
+fn is_y(config: &BTreeMap<String, Value>, symbol: &str) -> bool {
+    matches!(config.get(symbol), Some(Value::Set(v)) if v == "y")
 }
 
 /// Brings the work tree of `base` up to date with its series, creating it
@@ -153,7 +159,7 @@ pub fn boot(
         // memory) and the 256 MiB hugetlb pool are taken; with 2 GiB they
         // failed on debug kernels only.
         mem_mib: 4096,
-        append: append(v.arch, guest.cpus, has_kasan(layout, v)?),
+        append: append(v.arch, guest.cpus, is_y(&built_config(layout, v)?, "KASAN")),
         icount: guest.icount,
         disks: disks.clone(),
     };
@@ -190,9 +196,9 @@ pub fn boot(
     // A kernel that runs KUnit at boot must print its KTAP: a missing
     // `kunit` row would otherwise pass unseen (7.x needs
     // KUNIT_AUTORUN_ENABLED for it, which 6.12 does not have).
-    let config = std::fs::read_to_string(layout.kbuild(v).join(".config")).unwrap_or_default();
-    let kunit_at_boot = config.lines().any(|l| l == "CONFIG_KUNIT_DEFAULT_ENABLED=y")
-        && !config.lines().any(|l| l == "# CONFIG_KUNIT_AUTORUN_ENABLED is not set");
+    let config = built_config(layout, v).unwrap_or_default();
+    let kunit_at_boot =
+        is_y(&config, "KUNIT_DEFAULT_ENABLED") && config.get("KUNIT_AUTORUN_ENABLED") != Some(&Value::No);
     if kunit_at_boot && !rows.iter().any(|r| r.test == "kunit") {
         let at = rows.iter().position(|r| r.test == "boot").map_or(0, |i| i + 1);
         let detail =
@@ -359,6 +365,25 @@ mod tests {
         assert_ne!(dirs[1], dirs[2]);
         let latest = std::fs::read_link(layout.runs().join("latest")).unwrap();
         assert_eq!(latest, dirs[2].file_name().unwrap());
+    }
+
+    #[test]
+    fn a_built_config_tells_y_from_not_set_and_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let v = Variant::parse(Base::Mainline, "debug");
+        std::fs::create_dir_all(layout.kbuild(&v)).unwrap();
+        std::fs::write(
+            layout.kbuild(&v).join(".config"),
+            "CONFIG_KASAN=y\n# CONFIG_KUNIT_AUTORUN_ENABLED is not set\nCONFIG_NR_CPUS=64\n",
+        )
+        .unwrap();
+        let c = built_config(&layout, &v).unwrap();
+        assert!(is_y(&c, "KASAN"));
+        assert!(!is_y(&c, "NR_CPUS") && !is_y(&c, "KUNIT_AUTORUN_ENABLED") && !is_y(&c, "KCSAN"));
+        assert_eq!(c.get("KUNIT_AUTORUN_ENABLED"), Some(&Value::No));
+        let other = Variant::parse(Base::Mainline, "c");
+        assert!(built_config(&layout, &other).is_err());
     }
 
     #[test]
