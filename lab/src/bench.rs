@@ -832,10 +832,12 @@ mod tests {
     }
 
     /// A base has a noretry bench kernel exactly when its rust kernel has
-    /// the retry of faults that waited under the per-VMA lock (neither base
-    /// does since the 6.12 series became the mainline one's backport);
-    /// where it has one, it loads from config/<base>/bench/, where `lab
-    /// test` does not see it, and is rust without the retry, nothing else.
+    /// the retry of faults that waited under the per-VMA lock (from
+    /// rust.config, or from the base's base.config, which every kernel of
+    /// the base reads: mainline's, since its series has the retry; 6.12's
+    /// backport does not); where it has one, it loads from
+    /// config/<base>/bench/, where `lab test` does not see it, and is rust
+    /// without the retry, nothing else.
     #[test]
     fn noretry_is_rust_without_the_retry_and_no_variant_of_lab_test() {
         let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
@@ -847,7 +849,9 @@ mod tests {
         use crate::kconfig::Value;
         for base in Base::ALL {
             let mut rust = values(layout.base_config(base).join("rust.config"));
-            let retry = rust.remove("MM_FAULT_VMA_RETRY") == Some(Value::Set("y".into()));
+            let every = values(layout.base_config(base).join("base.config"));
+            let retry = rust.remove("MM_FAULT_VMA_RETRY").or_else(|| every.get("MM_FAULT_VMA_RETRY").cloned())
+                == Some(Value::Set("y".into()));
             assert!(!config::configs(&layout, base).unwrap().iter().any(|v| v == NORETRY));
             let has_noretry = config::bench_configs(&layout, base).unwrap().iter().any(|v| v == NORETRY);
             assert_eq!(has_noretry, retry, "{base:?}: a noretry bench kernel goes with the retry in rust.config");
