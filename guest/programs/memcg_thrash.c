@@ -28,6 +28,12 @@
  *   # mmap_lock writer: N map/unmap pairs
  *   # vmstat: pswpin +N pswpout +N vma_lock_success +N ... (system-wide)
  *
+ * The vmstat line names only the counters the kernel has: the per-VMA lock
+ * ones need CONFIG_PER_VMA_LOCK_STATS, and vma_lock_retry_vma (faults
+ * retried under the per-VMA lock after their handler dropped it to wait)
+ * and vma_lock_retry_success (of those, the ones that completed there)
+ * come with the retry under the per-VMA lock.
+ *
  * The memory cgroup is made under the cgroup2 mount and removed at exit;
  * the program runs in it (memory.max MIB, swap unlimited). Swap must be
  * on: without it the cgroup would only OOM-kill.
@@ -308,9 +314,13 @@ static void memcg_leave(void)
 
 static const char * const vmstat_names[] = {
 	"pswpin", "pswpout", "vma_lock_success", "vma_lock_abort",
-	"vma_lock_retry", "vma_lock_miss",
+	"vma_lock_retry", "vma_lock_miss", "vma_lock_retry_vma",
+	"vma_lock_retry_success",
 };
 #define NR_VMSTAT (sizeof(vmstat_names) / sizeof(vmstat_names[0]))
+
+/* Which of vmstat_names this kernel has. */
+static bool vmstat_present[NR_VMSTAT];
 
 static void read_vmstat(unsigned long *v)
 {
@@ -320,9 +330,12 @@ static void read_vmstat(unsigned long *v)
 
 	memset(v, 0, NR_VMSTAT * sizeof(*v));
 	while (f && fscanf(f, "%63s %lu", name, &val) == 2) {
-		for (size_t i = 0; i < NR_VMSTAT; i++)
-			if (!strcmp(name, vmstat_names[i]))
+		for (size_t i = 0; i < NR_VMSTAT; i++) {
+			if (!strcmp(name, vmstat_names[i])) {
 				v[i] = val;
+				vmstat_present[i] = true;
+			}
+		}
 	}
 	if (f)
 		fclose(f);
@@ -444,8 +457,9 @@ int main(int argc, char **argv)
 	ksft_print_msg("mmap_lock writer: %lu map/unmap pairs\n", writer_ops);
 	line[0] = '\0';
 	for (size_t i = 0; i < NR_VMSTAT; i++)
-		snprintf(line + strlen(line), sizeof(line) - strlen(line), " %s +%lu",
-			 vmstat_names[i], after[i] - before[i]);
+		if (vmstat_present[i])
+			snprintf(line + strlen(line), sizeof(line) - strlen(line), " %s +%lu",
+				 vmstat_names[i], after[i] - before[i]);
 	ksft_print_msg("vmstat:%s (system-wide)\n", line);
 	if (atomic_load(&mismatches)) {
 		ksft_print_msg("%lu pages read back something else than was written\n",

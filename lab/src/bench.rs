@@ -271,7 +271,7 @@ pub fn verdict(rows: &[Row]) -> String {
 
 /// The chart: Rust/C per configuration, one panel per clock (each with its
 /// own scale: wall-clock ratios swing far wider), with 1.0 and the goal.
-pub fn write_svg(path: &Path, rows: &[Row]) -> Result<()> {
+pub fn write_svg(path: &Path, rows: &[Row], thrash_rows: &[thrash::Row]) -> Result<()> {
     use plotters::prelude::*;
 
     let keys: Vec<&Key> = {
@@ -280,9 +280,11 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> Result<()> {
         k.dedup();
         k
     };
-    let root = SVGBackend::new(path, (120 + 50 * keys.len() as u32, 900)).into_drawing_area();
+    let nr_panels = if thrash_rows.is_empty() { 2 } else { 3 };
+    let width = (120 + 50 * keys.len() as u32).max(120 + 100 * thrash_rows.len() as u32);
+    let root = SVGBackend::new(path, (width, 450 * nr_panels as u32)).into_drawing_area();
     root.fill(&WHITE)?;
-    let panels = root.split_evenly((2, 1));
+    let panels = root.split_evenly((nr_panels, 1));
     for (area, clock, title, color) in [
         (&panels[0], Clock::Icount, "Rust/C instructions per fault (-icount, 1 vCPU)", BLUE),
         (&panels[1], Clock::Wall, "Rust/C wall-clock time per fault (MTTCG, 2 vCPUs)", RED),
@@ -326,7 +328,42 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> Result<()> {
         }
         chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     }
+    if let Some(area) = panels.get(2) {
+        thrash_panel(area, thrash_rows)?;
+    }
     root.present().with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The memcg-thrash panel: each kernel's rounds per second, its median as a
+/// bar and the range of its runs as a line.
+fn thrash_panel<DB: plotters::prelude::DrawingBackend>(
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[thrash::Row],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    use plotters::prelude::*;
+
+    let hi = rows.iter().fold(0.0, |hi: f64, r| hi.max(r.rounds_per_s.max)) * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption("memcg thrash: rounds/s under the writer and the forker (median, range)", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..rows.len() as f64, 0f64..hi.max(1.0))?;
+    chart.configure_mesh().disable_x_mesh().x_labels(0).y_desc("rounds/s").draw()?;
+    for (i, r) in rows.iter().enumerate() {
+        let x = i as f64;
+        chart.draw_series([Rectangle::new(
+            [(x + 0.2, 0.0), (x + 0.8, r.rounds_per_s.median)],
+            MAGENTA.mix(0.6).filled(),
+        )])?;
+        chart.draw_series([PathElement::new([(x + 0.5, r.rounds_per_s.min), (x + 0.5, r.rounds_per_s.max)], BLACK)])?;
+        let label = format!("{} {:.2}", r.variant, r.rounds_per_s.median);
+        chart.draw_series([Text::new(label, (x + 0.22, r.rounds_per_s.median), ("sans-serif", 14))])?;
+    }
     Ok(())
 }
 
@@ -622,7 +659,7 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Resul
         "thrash_samples": thrash_samples.iter().map(|(v, s)| serde_json::json!({"variant": v, "sample": s})).collect::<Vec<_>>(),
     });
     std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
-    write_svg(&dir.join("bench.svg"), &rows)?;
+    write_svg(&dir.join("bench.svg"), &rows, &thrash_rows)?;
     print!("{}", table(&rows));
     println!("{}", verdict(&rows));
     println!();
@@ -639,6 +676,9 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, opts: &Options) -> Resul
     if !thrash_rows.is_empty() {
         println!();
         print!("{}", thrash::table(&thrash_rows)?);
+        if let Some(v) = thrash::verdict(&thrash_rows, NORETRY, "rust") {
+            println!("{v}");
+        }
     }
     println!("serial logs, bench.json and bench.svg: {}", dir.display());
     Ok(true)
@@ -877,9 +917,25 @@ mod tests {
         ];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.svg");
-        write_svg(&path, &summarise(&samples)).unwrap();
+        write_svg(&path, &summarise(&samples), &[]).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.contains("anon t1") && svg.contains("uffd t1"), "labels missing");
+        assert!(!svg.contains("memcg thrash"), "a thrash panel without a thrash run");
+
+        let latency = thrash::Latency { p50: 1.0, p90: 2.0, p99: 3.0, max: 4.0, count: 5 };
+        let run = |rounds_per_s| thrash::Sample {
+            rounds_per_s,
+            access: latency,
+            fork: latency,
+            pswpin: 10,
+            retry: 2,
+            retry_vma: None,
+            retry_vma_success: None,
+        };
+        let thrash_rows = thrash::summarise(&[("noretry".to_string(), run(4.0)), ("rust".to_string(), run(6.0))]);
+        write_svg(&path, &summarise(&samples), &thrash_rows).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("memcg thrash") && svg.contains("noretry 4.00") && svg.contains("rust 6.00"), "{svg}");
     }
 }

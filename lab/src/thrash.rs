@@ -2,14 +2,17 @@
 //! (threads cycling a working set above their memory cgroup's memory.max,
 //! with the swap on a disk, beside a thread taking mmap_lock for writing
 //! and one forking), read from a guest's serial log, and its comparison
-//! between kernels: rounds per second, the access and fork latencies, and
-//! how many faults were retried per page read back from swap.
+//! between kernels: rounds per second, the access and fork latencies, how
+//! many faults were retried per page read back from swap and, on a kernel
+//! with the retry under the per-VMA lock, how many of those retries it took
+//! and how many of them missed.
 
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 
 use crate::stat::Stat;
 
@@ -33,6 +36,12 @@ pub struct Sample {
     /// per-VMA lock was dropped (vma_lock_retry), system-wide.
     pub pswpin: u64,
     pub retry: u64,
+    /// Faults retried under the per-VMA lock after their handler dropped
+    /// it to wait (vma_lock_retry_vma), and of those the ones that
+    /// completed there (vma_lock_retry_success); None on a kernel without
+    /// the retry under the per-VMA lock.
+    pub retry_vma: Option<u64>,
+    pub retry_vma_success: Option<u64>,
 }
 
 impl Sample {
@@ -44,28 +53,48 @@ impl Sample {
             self.retry as f64 / self.pswpin as f64
         }
     }
+
+    /// The share of retries (vma_lock_retry) taken under the per-VMA lock.
+    pub fn retry_vma_share(&self) -> Option<f64> {
+        let vma = self.retry_vma?;
+        (self.retry > 0).then(|| vma as f64 / self.retry as f64)
+    }
+
+    /// The share of retries under the per-VMA lock that did not complete
+    /// there and went on under mmap_lock: the folio was gone again by the
+    /// time the retry looked (reclaimed after its read, the objection to
+    /// the retry under a tight memory cgroup), or the VMA was write-locked
+    /// (a fork).
+    pub fn retry_vma_missed(&self) -> Option<f64> {
+        let (vma, success) = (self.retry_vma?, self.retry_vma_success?);
+        (vma > 0).then(|| vma.saturating_sub(success) as f64 / vma as f64)
+    }
 }
+
+static ROUNDS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^# rounds [0-9.]+ in [0-9.]+ s: ([0-9.]+) rounds/s").expect("valid regex"));
+static LATENCY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^# (\w+) latency us: p50 ([0-9.]+) p90 ([0-9.]+) p99 ([0-9.]+) max ([0-9.]+) \((\d+) ")
+        .expect("valid regex")
+});
+static VMSTAT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^# vmstat:(.*)\(system-wide\)").expect("valid regex"));
 
 /// The memcg_thrash run of a serial log, if it has one; an error if it has
 /// a part of one only (the program died, or its output changed).
 pub fn parse(log: &str) -> Result<Option<Sample>> {
-    let rounds = Regex::new(r"(?m)^# rounds [0-9.]+ in [0-9.]+ s: ([0-9.]+) rounds/s").unwrap();
-    let latency = |what: &str| {
-        Regex::new(&format!(
-            r"(?m)^# {what} latency us: p50 ([0-9.]+) p90 ([0-9.]+) p99 ([0-9.]+) max ([0-9.]+) \((\d+) "
-        ))
-        .unwrap()
-    };
-    let vmstat = Regex::new(r"(?m)^# vmstat:(.*)\(system-wide\)").unwrap();
-    let Some(r) = rounds.captures(log) else {
+    let Some(r) = ROUNDS.captures(log) else {
         return Ok(None);
     };
     let lat = |what: &str| -> Result<Latency> {
-        let c = latency(what).captures(log).with_context(|| format!("memcg_thrash printed no {what} latency line"))?;
+        let c = LATENCY
+            .captures_iter(log)
+            .find(|c| &c[1] == what)
+            .with_context(|| format!("memcg_thrash printed no {what} latency line"))?;
         let f = |i: usize| c[i].parse::<f64>().with_context(|| format!("{what} latency: {} is not a number", &c[i]));
-        Ok(Latency { p50: f(1)?, p90: f(2)?, p99: f(3)?, max: f(4)?, count: c[5].parse()? })
+        Ok(Latency { p50: f(2)?, p90: f(3)?, p99: f(4)?, max: f(5)?, count: c[6].parse()? })
     };
-    let counters = vmstat.captures(log).context("memcg_thrash printed no vmstat line")?;
+    let counters = VMSTAT.captures(log).context("memcg_thrash printed no vmstat line")?;
     let mut by_name = BTreeMap::new();
     for field in counters[1].split_whitespace().collect::<Vec<_>>().chunks(2) {
         if let [name, value] = field {
@@ -75,12 +104,19 @@ pub fn parse(log: &str) -> Result<Option<Sample>> {
     }
     let counter =
         |name: &str| by_name.get(name).copied().with_context(|| format!("memcg_thrash's vmstat has no {name}"));
+    let retry_vma = by_name.get("vma_lock_retry_vma").copied();
+    let retry_vma_success = by_name.get("vma_lock_retry_success").copied();
+    if retry_vma.is_some() != retry_vma_success.is_some() {
+        bail!("memcg_thrash's vmstat has one of vma_lock_retry_vma and vma_lock_retry_success only");
+    }
     Ok(Some(Sample {
         rounds_per_s: r[1].parse()?,
         access: lat("access")?,
         fork: lat("fork")?,
         pswpin: counter("pswpin")?,
         retry: counter("vma_lock_retry")?,
+        retry_vma,
+        retry_vma_success,
     }))
 }
 
@@ -93,7 +129,15 @@ pub struct Row {
     pub fork_p50_us: Stat,
     pub fork_p99_us: Stat,
     pub retry_per_swapin: Stat,
+    /// See Sample::retry_vma_share() and Sample::retry_vma_missed(); None
+    /// where no run of the kernel had a retry under the per-VMA lock.
+    pub retry_vma_share: Option<Stat>,
+    pub retry_vma_missed: Option<Stat>,
 }
+
+/// The retry's goal under the writer: its rounds per second at least this
+/// many times those of the same series without it.
+pub const GOAL: f64 = 1.3;
 
 /// One row per kernel, in the order the kernels first appear.
 pub fn summarise(samples: &[(String, Sample)]) -> Vec<Row> {
@@ -106,9 +150,9 @@ pub fn summarise(samples: &[(String, Sample)]) -> Vec<Row> {
     order
         .into_iter()
         .filter_map(|v| {
-            let of = |f: &dyn Fn(&Sample) -> f64| {
-                Stat::of(&samples.iter().filter(|(k, _)| k == v).map(|(_, s)| f(s)).collect::<Vec<_>>())
-            };
+            let runs = || samples.iter().filter(|(k, _)| k == v).map(|(_, s)| s);
+            let of = |f: &dyn Fn(&Sample) -> f64| Stat::of(&runs().map(f).collect::<Vec<_>>());
+            let of_some = |f: &dyn Fn(&Sample) -> Option<f64>| Stat::of(&runs().filter_map(f).collect::<Vec<_>>());
             Some(Row {
                 variant: v.to_string(),
                 rounds_per_s: of(&|s| s.rounds_per_s)?,
@@ -116,6 +160,8 @@ pub fn summarise(samples: &[(String, Sample)]) -> Vec<Row> {
                 fork_p50_us: of(&|s| s.fork.p50)?,
                 fork_p99_us: of(&|s| s.fork.p99)?,
                 retry_per_swapin: of(&|s| s.retry_per_swapin())?,
+                retry_vma_share: of_some(&|s| s.retry_vma_share()),
+                retry_vma_missed: of_some(&|s| s.retry_vma_missed()),
             })
         })
         .collect()
@@ -127,23 +173,57 @@ pub fn table(rows: &[Row]) -> Result<String> {
         bail!("no memcg_thrash run to report");
     }
     let mut out = String::from(
-        "memcg thrash (medians, spread (max-min)/median over the runs)\n\
-         kernel     rounds/s          access p99 us     fork p50 us       fork p99 us       retry/swap-in\n",
+        "memcg thrash (medians, spread (max-min)/median over the runs; retries: per page read from swap, \
+         the share taken under the per-VMA lock, and the share of those that missed and took mmap_lock)\n\
+         kernel     rounds/s          access p99 us     fork p50 us       fork p99 us       retry/swap-in  \
+         on VMA lock  missed\n",
     );
     let cell = |s: &Stat| format!("{:>9.2} ±{:>4.0}%", s.median, s.spread() * 100.0);
+    let share = |s: &Option<Stat>| s.map_or_else(|| "-".to_string(), |s| format!("{:.1}%", s.median * 100.0));
     for r in rows {
         writeln!(
             out,
-            "{:<10} {}  {}  {}  {}  {:>8.3}",
+            "{:<10} {}  {}  {}  {}  {:>13.3}  {:>11}  {:>6}",
             r.variant,
             cell(&r.rounds_per_s),
             cell(&r.access_p99_us),
             cell(&r.fork_p50_us),
             cell(&r.fork_p99_us),
-            r.retry_per_swapin.median
+            r.retry_per_swapin.median,
+            share(&r.retry_vma_share),
+            share(&r.retry_vma_missed),
         )?;
     }
     Ok(out)
+}
+
+/// The retry's goals, `with` (the series with the retry) against `without`
+/// (the series without it): rounds per second at least GOAL times, and the
+/// fork latency's p99 no worse beyond the spread (with's median not above
+/// the slowest run without). None if either kernel has no row.
+pub fn verdict(rows: &[Row], without: &str, with: &str) -> Option<String> {
+    let find = |v: &str| rows.iter().find(|r| r.variant == v);
+    let (a, b) = (find(without)?, find(with)?);
+    let ratio = b.rounds_per_s.median / a.rounds_per_s.median;
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    let rounds = format!(
+        "memcg thrash, {with} over {without}: rounds/s x{ratio:.2} (goal x{GOAL}: {}{})",
+        met(ratio >= GOAL),
+        if ratio >= GOAL { String::new() } else { format!(", short by {:.0}%", (1.0 - ratio / GOAL) * 100.0) }
+    );
+    let fork_ok = b.fork_p99_us.median <= a.fork_p99_us.max;
+    let fork = format!(
+        "fork p99 {:.0} us against {:.0} us (slowest run {:.0} us): {}",
+        b.fork_p99_us.median,
+        a.fork_p99_us.median,
+        a.fork_p99_us.max,
+        met(fork_ok)
+    );
+    let missed = b.retry_vma_missed.map_or_else(
+        || format!("{with} took no retry under the per-VMA lock"),
+        |m| format!("{:.1}% of its retries under the per-VMA lock missed", m.median * 100.0),
+    );
+    Some(format!("{rounds}; {fork}; {missed}"))
 }
 
 #[cfg(test)]
@@ -168,6 +248,21 @@ mod tests {
         assert_eq!((s.fork.p50, s.fork.p99, s.fork.count), (800.0, 5000.0, 311));
         assert_eq!((s.pswpin, s.retry), (40000, 8000));
         assert_eq!(s.retry_per_swapin(), 0.2);
+        assert_eq!((s.retry_vma, s.retry_vma_share(), s.retry_vma_missed()), (None, None, None));
+    }
+
+    #[test]
+    fn a_kernel_with_the_retry_under_the_vma_lock_says_how_many_missed() {
+        let s = parse(
+            &RUN.replace(" (system-wide)", " vma_lock_retry_vma +6000 vma_lock_retry_success +4500 (system-wide)"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((s.retry_vma, s.retry_vma_success), (Some(6000), Some(4500)));
+        assert_eq!(s.retry_vma_share(), Some(0.75));
+        assert_eq!(s.retry_vma_missed(), Some(0.25));
+        let e = parse(&RUN.replace(" (system-wide)", " vma_lock_retry_vma +6000 (system-wide)")).unwrap_err();
+        assert!(format!("{e:#}").contains("one of vma_lock_retry_vma"), "{e:#}");
     }
 
     #[test]
@@ -195,6 +290,29 @@ mod tests {
         assert_eq!(rows[1].rounds_per_s.median, 6.0);
         let t = table(&rows).unwrap();
         assert!(t.lines().nth(2).unwrap().starts_with("c ") && t.contains("4.60"), "{t}");
+        assert!(t.lines().nth(2).unwrap().ends_with("-       -"), "{t}");
         assert!(table(&[]).is_err());
+    }
+
+    #[test]
+    fn the_verdict_holds_the_retry_to_its_goals() {
+        let s = parse(RUN).unwrap().unwrap();
+        let retried = Sample { retry_vma: Some(100), retry_vma_success: Some(90), ..s.clone() };
+        let rows = |with_rounds: f64, with_fork_p99: f64| {
+            let with =
+                Sample { rounds_per_s: with_rounds, fork: Latency { p99: with_fork_p99, ..s.fork }, ..retried.clone() };
+            summarise(&[
+                ("noretry".to_string(), s.clone()),
+                ("noretry".to_string(), Sample { fork: Latency { p99: 6000.0, ..s.fork }, ..s.clone() }),
+                ("rust".to_string(), with),
+            ])
+        };
+        let v = verdict(&rows(5.46, 5900.0), "noretry", "rust").unwrap();
+        assert!(v.contains("x1.30 (goal x1.3: met)") && v.contains("5500 us (slowest run 6000 us): met"), "{v}");
+        assert!(v.contains("10.0% of its retries under the per-VMA lock missed"), "{v}");
+        let v = verdict(&rows(4.62, 6100.0), "noretry", "rust").unwrap();
+        assert!(v.contains("x1.10 (goal x1.3: MISSED, short by 15%)") && v.ends_with("missed"), "{v}");
+        assert!(v.contains("6100 us against 5500 us (slowest run 6000 us): MISSED"), "{v}");
+        assert!(verdict(&rows(5.0, 1.0), "noretry", "debug").is_none());
     }
 }
