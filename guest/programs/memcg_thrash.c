@@ -111,17 +111,21 @@ static double bucket_top_us(int i)
 	return (double)(1UL << log) * (5 + sub) / 4 / 1000.0;
 }
 
-/* The upper edge, in microseconds, of the bucket holding percentile p. */
+/*
+ * The upper edge, in microseconds, of the bucket holding percentile p, or
+ * the largest value if that is lower: a percentile is never above the max.
+ */
 static double hist_pct(const struct hist *h, double p)
 {
 	unsigned long want = (unsigned long)(h->count * p / 100.0), seen = 0;
+	double max_us = h->max_ns / 1000.0;
 
 	for (int i = 0; i < HIST_BUCKETS; i++) {
 		seen += h->n[i];
 		if (seen > want)
-			return bucket_top_us(i);
+			return bucket_top_us(i) < max_us ? bucket_top_us(i) : max_us;
 	}
-	return h->max_ns / 1000.0;
+	return max_us;
 }
 
 static void hist_print(const char *what, const struct hist *h, const char *unit)

@@ -92,7 +92,11 @@ pub fn parse(log: &str) -> Result<Option<Sample>> {
             .find(|c| &c[1] == what)
             .with_context(|| format!("memcg_thrash printed no {what} latency line"))?;
         let f = |i: usize| c[i].parse::<f64>().with_context(|| format!("{what} latency: {} is not a number", &c[i]));
-        Ok(Latency { p50: f(2)?, p90: f(3)?, p99: f(4)?, max: f(5)?, count: c[6].parse()? })
+        let l = Latency { p50: f(2)?, p90: f(3)?, p99: f(4)?, max: f(5)?, count: c[6].parse()? };
+        if !(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max) {
+            bail!("memcg_thrash's {what} latency percentiles are out of order: {}", &c[0]);
+        }
+        Ok(l)
     };
     let counters = VMSTAT.captures(log).context("memcg_thrash printed no vmstat line")?;
     let mut by_name = BTreeMap::new();
@@ -270,6 +274,8 @@ mod tests {
         assert_eq!(parse("ok 1 fault-bench\n").unwrap(), None);
         let e = parse(&RUN.replace("# fork latency", "# fork latenc")).unwrap_err();
         assert!(format!("{e:#}").contains("no fork latency"), "{e:#}");
+        let e = parse(&RUN.replace("p99 5000.0 max 7000.0", "p99 8388.6 max 7000.0")).unwrap_err();
+        assert!(format!("{e:#}").contains("fork latency percentiles are out of order"), "{e:#}");
         let e = parse(&RUN.replace(" vma_lock_retry +8000", "")).unwrap_err();
         assert!(format!("{e:#}").contains("no vma_lock_retry"), "{e:#}");
     }
