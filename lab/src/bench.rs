@@ -346,13 +346,13 @@ where
 {
     use plotters::prelude::*;
 
-    let hi = rows.iter().fold(0.0, |hi: f64, r| hi.max(r.rounds_per_s.max)) * 1.15;
+    let hi = thrash_axis_top(rows);
     let mut chart = ChartBuilder::on(area)
         .caption("memcg thrash: rounds/s under the writer and the forker (median, range)", ("sans-serif", 16))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..rows.len() as f64, 0f64..hi.max(1.0))?;
+        .build_cartesian_2d(0f64..rows.len() as f64, 0f64..hi)?;
     chart.configure_mesh().disable_x_mesh().x_labels(0).y_desc("rounds/s").draw()?;
     for (i, r) in rows.iter().enumerate() {
         let x = i as f64;
@@ -365,6 +365,17 @@ where
         chart.draw_series([Text::new(label, (x + 0.22, r.rounds_per_s.median), ("sans-serif", 14))])?;
     }
     Ok(())
+}
+
+/// The top of the thrash panel's axis: the fastest run with room above
+/// it, or 1 if no run made a round.
+fn thrash_axis_top(rows: &[thrash::Row]) -> f64 {
+    let hi = rows.iter().fold(0.0, |hi: f64, r| hi.max(r.rounds_per_s.max)) * 1.15;
+    if hi > 0.0 {
+        hi
+    } else {
+        1.0
+    }
 }
 
 /// A kernel's wall-clock time per fault without and with the writer.
@@ -937,5 +948,9 @@ mod tests {
         write_svg(&path, &summarise(&samples), &thrash_rows).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("memcg thrash") && svg.contains("noretry 4.00") && svg.contains("rust 6.00"), "{svg}");
+        // A third of a round a second (the guests' rate) fills the panel.
+        let slow = thrash::summarise(&[("c".to_string(), run(0.3)), ("rust".to_string(), run(0.4))]);
+        assert!((thrash_axis_top(&slow) - 0.46).abs() < 1e-9, "{}", thrash_axis_top(&slow));
+        assert_eq!(thrash_axis_top(&thrash::summarise(&[("c".to_string(), run(0.0))])), 1.0);
     }
 }
