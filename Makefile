@@ -12,7 +12,7 @@ BASE ?= mainline
 # Empty: the lab's default (rust, or c where the base has no rust yet).
 VARIANT ?=
 
-.PHONY: run test test-tree-mainline test-tree-6.12 test-mainline test-tip-6.12-and-mainline-debug test-tip-6.12 test-6.12 check bench send tree export apply setup lab lab-test clean-build
+.PHONY: run test test-tree-mainline test-tree-6.12 test-mainline test-tip-6.12-and-mainline-tip test-tip-6.12 test-6.12 check bench send tree export apply setup lab lab-test clean-build
 
 # series -> kernel -> boot -> mm selftests -> report, for $(VARIANT) of $(BASE).
 run: lab
@@ -23,11 +23,14 @@ run: lab
 # then two streams side by side (make -j2), so that each fills the cores
 # the other leaves idle (checkpatch, get_maintainer, rustfmt, rustdoc,
 # links, single-threaded tests in a guest). The first is mainline's
-# per-patch checks, mail round trip and guests. The second is the 6.12
-# backport at its tip (its rust kernel, mail round trip and rust guest,
-# with its output in build/6.12/logs/test.log and its table printed when
-# it ends), then mainline's debug kernel, which the first stream's last
-# guest boots. Left to `make test-6.12` and `lab test`, which a cold run
+# per-patch checks (the walk), mail round trip and guests. The second is
+# the 6.12 backport at its tip (its rust kernel, mail round trip and rust
+# guest, with its output in build/6.12/logs/test.log and its table printed
+# when it ends), then what mainline builds only at its tip: its debug
+# kernel and the tip's checks (the arm64 kernel, other architectures'
+# fault.o, htmldocs). Those build in the tip checkout (build/mainline/tip),
+# not in the work tree the walk checks each patch out in, so they fill the
+# core the walk leaves idle; the first stream's guests boot them. Left to `make test-6.12` and `lab test`, which a cold run
 # could not fit in CI's time beside the rest (mainline's walk rebuilds
 # most of the kernel at patches 1, 10 and 11, twice each): 6.12's
 # per-patch walk, its c kernel and guest (the backport with the option
@@ -43,28 +46,31 @@ test: lab
 	$(MAKE) -j2 test-tree-mainline test-tree-6.12
 	$(MAKE) lab-test
 	$(LAB) backport
-	$(MAKE) -j2 test-mainline test-tip-6.12-and-mainline-debug
+	$(MAKE) -j2 test-mainline test-tip-6.12-and-mainline-tip
 
 # The two kernel trees are unpacked and committed side by side: each is
 # one core's work (xz, git's hashing).
 test-tree-mainline test-tree-6.12: test-tree-%: lab
 	$(LAB) tree --base $* > /dev/null
 
-# make test's first stream. Its debug guest boots the kernel the second
-# stream builds: the lab locks each kernel's build folder, so this run
-# waits for that build if it is under way, or builds the kernel itself if
-# it has not begun (the second stream then finds it built). `lab check`
+# make test's first stream. Its debug and arm64 guests boot kernels the
+# second stream builds: the lab locks each kernel's build folder, so a run
+# waits for such a build if it is under way, or builds the kernel itself
+# if it has not begun (the second stream then finds it built). `lab check`
 # holds the work tree while it walks the patches, so no other lab process
 # builds from a patch in the middle of the series.
 test-mainline: lab
-	$(LAB) check --base mainline
+	$(LAB) check --base mainline --patches-only
 	$(LAB) send --base mainline --loopback
-	$(LAB) run --base mainline $(foreach v,$(TEST_GUESTS_mainline),--variant $(v))
+	$(LAB) run --base mainline $(foreach v,$(filter-out arm64-%,$(TEST_GUESTS_mainline)),--variant $(v))
 	$(LAB) run --base mainline --variant debug
+	$(LAB) run --base mainline $(foreach v,$(filter arm64-%,$(TEST_GUESTS_mainline)),--variant $(v))
 
-# make test's second stream: 6.12 at its tip, then mainline's debug kernel.
-test-tip-6.12-and-mainline-debug: test-tip-6.12
+# make test's second stream: 6.12 at its tip, then mainline's debug kernel
+# and the checks of its tip, in the tip checkout beside the walk.
+test-tip-6.12-and-mainline-tip: test-tip-6.12
 	$(LAB) build --base mainline debug
+	$(LAB) check --base mainline --series-only
 
 # 6.12 at its tip: its rust kernel, the mail round trip, its rust guest.
 test-tip-6.12: lab

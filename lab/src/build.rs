@@ -16,6 +16,7 @@ use crate::layout::Layout;
 use crate::lock::FolderLock;
 use crate::progress::Progress;
 use crate::setup::Toolchain;
+use crate::tip::Tip;
 use crate::variant::Variant;
 
 /// Parallel jobs for make: one more than the CPUs.
@@ -23,8 +24,8 @@ pub fn jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
 }
 
-/// `make` in the build root on the tree of `base` for `arch` (kbuild's
-/// `ARCH=`), with the base's LLVM (`LLVM=-22` for mainline, `-19` for
+/// `make` in the build root on the kernel source tree `src` of `base`
+/// (the work tree or the tip checkout) for `arch` (kbuild's `ARCH=`), with the base's LLVM (`LLVM=-22` for mainline, `-19` for
 /// 6.12), a bindgen whose libclang is the same release, and every tool
 /// pinned by its full path.
 ///
@@ -32,9 +33,9 @@ pub fn jobs() -> usize {
 /// the same input, as when `make check` walks the series again, come from
 /// the cache. Rust goes through clippy (`CLIPPY=1`), so that every build
 /// also lints: clippy-driver produces the objects rustc would.
-pub fn kmake(layout: &Layout, tc: &Toolchain, base: Base, out: &Path, arch: &str) -> Command {
+pub fn kmake(layout: &Layout, tc: &Toolchain, base: Base, src: &Path, out: &Path, arch: &str) -> Command {
     let mut c = tc.command("make");
-    c.arg("-C").arg(layout.tree(base)).arg(format!("O={}", out.display()));
+    c.arg("-C").arg(src).arg(format!("O={}", out.display()));
     let llvm = tc.llvm(base);
     c.arg(format!("ARCH={arch}")).arg(format!("LLVM={llvm}"));
     c.arg(format!("CC={} clang{llvm}", tc.ccache.display()));
@@ -70,15 +71,14 @@ fn kconfig_defines(tree: &Path, symbol: &str) -> Result<bool> {
     Ok(status.success())
 }
 
-/// Configures a variant when its fragments or the tree changed, then checks
-/// that every requested value took.
-pub fn configure(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<()> {
+/// Configures a variant in the source tree `tree` when its fragments or the
+/// tree changed, then checks that every requested value took.
+fn configure(layout: &Layout, tc: &Toolchain, tree: &Path, k: &Kernel) -> Result<()> {
     let (out, v) = (&k.out, &k.variant);
     fs::create_dir_all(out)?;
     let frag = Fragment::from_files(&k.fragments)?;
     let merged = frag.render();
-    let tree = layout.tree(v.base);
-    let head = cmd::output(git(&tree).args(["rev-parse", "HEAD"]))?;
+    let head = cmd::output(git(tree).args(["rev-parse", "HEAD"]))?;
     let key = format!("{}{merged}", head.trim());
     let stamp_file = out.join(".lab-config-input");
     let dot_config = out.join(".config");
@@ -90,7 +90,7 @@ pub fn configure(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<()> {
     let log = layout.base_logs(v.base).join(format!("config-{}.log", v.name()));
     let _ = fs::remove_file(&log);
     eprintln!("lab: configuring {v} (log: {})", log.display());
-    let mut c = kmake(layout, tc, v.base, out, v.arch.kernel_arch());
+    let mut c = kmake(layout, tc, v.base, tree, out, v.arch.kernel_arch());
     c.arg(format!("KCONFIG_ALLCONFIG={}", frag_file.display())).arg("allnoconfig");
     cmd::run_logged(&mut c, &log, |_| {})?;
     let got = fs::read_to_string(&dot_config)?;
@@ -99,7 +99,7 @@ pub fn configure(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<()> {
     let ours = layout.config().display().to_string();
     let mut bad = Vec::new();
     for m in frag.mismatches(&got).into_iter().filter(|m| m.origin.starts_with(&ours)) {
-        if k.lenient && !kconfig_defines(&tree, &m.symbol)? {
+        if k.lenient && !kconfig_defines(tree, &m.symbol)? {
             continue;
         }
         bad.push(m);
@@ -123,11 +123,17 @@ pub struct Built {
 
 /// Builds a variant's image (and, for x86_64, the kernel's gen_init_cpio),
 /// with a progress bar. Nothing changed means nothing rebuilt: kbuild
-/// decides.
+/// decides. The kernels `lab check` walks build in the work tree, the
+/// others in the tip checkout ([`crate::tip`]).
 pub fn build_kernel(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<Built> {
     let started = std::time::Instant::now();
-    let _lock = FolderLock::acquire(&k.out, &format!("building the {} kernel", k.variant))?;
-    configure(layout, tc, k)?;
+    let what = format!("building the {} kernel", k.variant);
+    // The tip checkout before the build folder: every holder of both takes
+    // them in this order.
+    let tip = if crate::tip::walked(&k.variant) { None } else { Some(Tip::checkout(layout, k.variant.base, &what)?) };
+    let tree = tip.as_ref().map_or_else(|| layout.tree(k.variant.base), |t| t.path().to_path_buf());
+    let _lock = FolderLock::acquire(&k.out, &what)?;
+    configure(layout, tc, &tree, k)?;
     let (out, v) = (&k.out, &k.variant);
     let label = v.to_string();
     let log = build_log(layout, v);
@@ -150,7 +156,7 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<Built
         Progress::bar(&format!("build {label}"), estimate, "{prefix:22} {bar:30} {pos}/{len} steps [{elapsed}] {msg}");
     let mut built = Built::default();
     let mut last_step = String::new();
-    let mut c = kmake(layout, tc, v.base, out, v.arch.kernel_arch());
+    let mut c = kmake(layout, tc, v.base, &tree, out, v.arch.kernel_arch());
     c.env("KBUILD_BUILD_TIMESTAMP", "");
     // usr/gen_init_cpio comes with it (the built-in initramfs uses it).
     c.arg(k.image_target());
@@ -195,22 +201,26 @@ pub fn image(layout: &Layout, v: &Variant) -> PathBuf {
 }
 
 /// Builds the listed test programs for `arch`, statically linked against
-/// the tree's UAPI headers, into build/selftests (build/<arch>/selftests for
+/// the UAPI headers of the tip checkout ([`crate::tip`]: the walk in the
+/// work tree may be at any patch), into build/selftests (build/<arch>/selftests for
 /// another architecture than the host's, with Debian's cross compiler): the
 /// lab's own from guest/programs/<name>.c, the others from
 /// tools/testing/selftests/mm.
 pub fn build_selftests(layout: &Layout, tc: &Toolchain, base: Base, names: &[String], arch: Arch) -> Result<()> {
     let out = layout.selftests(base, arch);
-    let _lock = FolderLock::acquire(&out, &format!("building the {base} test programs for {arch}"))?;
+    let what = format!("building the {base} test programs for {arch}");
+    let tip = Tip::checkout(layout, base, &what)?;
+    let tree = tip.path();
+    let _lock = FolderLock::acquire(&out, &what)?;
     let log = layout.base_logs(base).join(format!("selftests-{arch}.log"));
     let _ = fs::remove_file(&log);
     let headers = layout.headers(base, arch);
     fs::create_dir_all(&headers)?;
-    let mut h = kmake(layout, tc, base, &headers, arch.kernel_arch());
+    let mut h = kmake(layout, tc, base, tree, &headers, arch.kernel_arch());
     h.arg("headers");
     cmd::run_logged(&mut h, &log, |_| {}).context("exporting the UAPI headers for the selftests failed")?;
     fs::create_dir_all(&out)?;
-    let mm = layout.tree(base).join("tools/testing/selftests/mm");
+    let mm = tree.join("tools/testing/selftests/mm");
     // Optional programs (`name?`) only where this tree has their source.
     let names: Vec<String> = names
         .iter()
@@ -222,7 +232,7 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, base: Base, names: &[Str
     let (own, names): (Vec<String>, Vec<String>) =
         names.into_iter().partition(|n| layout.guest_programs().join(format!("{n}.c")).is_file());
     for n in &own {
-        build_guest_program(layout, tc, base, n, &log, arch)?;
+        build_guest_program(layout, tc, tree, base, n, &log, arch)?;
     }
     // Scripts of the selftests folder (run_vmtests.sh) ship as they are.
     let (scripts, names): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| n.ends_with(".sh"));
@@ -270,14 +280,22 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, base: Base, names: &[Str
 /// Compiles guest/programs/<name>.c for `arch` as the selftests are built:
 /// static, glibc, against the tree's UAPI headers, and with every warning an
 /// error.
-fn build_guest_program(layout: &Layout, tc: &Toolchain, base: Base, name: &str, log: &Path, arch: Arch) -> Result<()> {
+fn build_guest_program(
+    layout: &Layout,
+    tc: &Toolchain,
+    tree: &Path,
+    base: Base,
+    name: &str,
+    log: &Path,
+    arch: Arch,
+) -> Result<()> {
     let src = layout.guest_programs().join(format!("{name}.c"));
     let out = layout.selftests(base, arch).join(name);
     let mut c = tc.command(arch.gcc().0);
     c.args(["-static", "-O2", "-g", "-pthread", "-Wall", "-Wextra", "-Werror"]);
     c.arg("-isystem").arg(layout.headers(base, arch).join("usr/include"));
     // kselftest.h, as the mm selftests use it.
-    c.arg("-I").arg(layout.tree(base).join("tools/testing/selftests"));
+    c.arg("-I").arg(tree.join("tools/testing/selftests"));
     c.arg("-o").arg(&out).arg(&src);
     eprintln!("lab: building guest program {name} for {base} on {arch} (log: {})", log.display());
     // run_logged's error already quotes the first errors and names the log.

@@ -36,6 +36,7 @@ use crate::lock::FolderLock;
 use crate::maintainers::{get_maintainer, parse_maintainers};
 use crate::results::Status;
 use crate::setup::Toolchain;
+use crate::tip::{Tip, WALKED};
 use crate::variant::Variant;
 
 /// One cell of the table.
@@ -289,6 +290,9 @@ fn default_interrupts() {
 pub enum Scope {
     /// Every patch, then the tip.
     All,
+    /// Every patch: the walk alone (`make test` runs the tip's checks
+    /// beside it, from the tip checkout).
+    Patches,
     /// The tip's checks only: other architectures and documentation.
     Series,
     /// The documentation only.
@@ -298,15 +302,60 @@ pub enum Scope {
 /// Runs the checks of `scope` on the series of `base`; returns whether
 /// every cell passed.
 pub fn run(layout: &Layout, tc: &Toolchain, base: Base, scope: Scope) -> Result<bool> {
-    let tree = layout.tree(base);
     if crate::tree::read_series(&layout.patches(base))?.is_empty() {
         println!("make check: the {base} series is empty ({}): nothing to check", layout.patches(base).display());
         return Ok(true);
     }
-    // The walk checks out each patch in the work tree: no other lab
-    // process may apply the series there, or build from it, until the
-    // branch is back (tree::apply takes this lock). The tip's checks that
-    // follow only read the tree.
+    let dir = layout.base_dir(base).join("check");
+    let logs = dir.join("logs");
+    let mail = dir.join("mail");
+    for d in [&logs, &mail] {
+        // A partial run keeps the logs of the last whole one.
+        if scope == Scope::All {
+            let _ = fs::remove_dir_all(d);
+        }
+        fs::create_dir_all(d)?;
+    }
+    let mut rows = match scope {
+        Scope::All | Scope::Patches => walk(layout, tc, base, &logs, &mail)?,
+        Scope::Series | Scope::Docs => Vec::new(),
+    };
+    if scope != Scope::Patches {
+        eprintln!("lab: check {base} series: other architectures, documentation");
+        let tip = Tip::checkout(layout, base, &format!("checking the {base} series at its tip"))?;
+        let mut cells =
+            if scope == Scope::Docs { Vec::new() } else { check_arches(layout, tc, base, tip.path(), &logs)? };
+        cells.push(check_docs(layout, tc, base, tip.path(), &logs)?);
+        rows.push(Row { name: "series".into(), subject: "the tip: other architectures, documentation".into(), cells });
+    }
+    let text = table(&rows);
+    print!("{text}");
+    // A partial check keeps the whole one's results.
+    let results = match scope {
+        Scope::All => "results.json",
+        Scope::Patches => "results-patches.json",
+        Scope::Series => "results-series.json",
+        Scope::Docs => "results-docs.json",
+    };
+    fs::write(dir.join(results), serde_json::to_string_pretty(&rows)?)?;
+    let failed = rows.iter().flat_map(|r| &r.cells).filter(|c| c.status.failed()).count();
+    println!("logs: {}", logs.display());
+    if failed == 0 {
+        println!("make check: {base}: every cell passed");
+    } else {
+        println!("make check: {base}: {failed} red cells");
+    }
+    Ok(failed == 0)
+}
+
+/// Checks out each patch of the series in the work tree in turn and checks
+/// it; returns a row per patch.
+fn walk(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path, mail: &Path) -> Result<Vec<Row>> {
+    let tree = layout.tree(base);
+    // No other lab process may apply the series in the work tree, or build
+    // from it, until the branch is back (tree::apply takes this lock). The
+    // tip's checks build in the tip checkout, as every kernel the walk
+    // does not build.
     let walk_lock = FolderLock::acquire(&tree, &format!("checking each patch of the {base} series"))?;
     let dirty = crate::git::uncommitted(&tree)?;
     if !dirty.trim().is_empty() {
@@ -320,24 +369,10 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, scope: Scope) -> Result<
         .context("the work tree is not on a branch (an interrupted `make check`?): check out `main` first")?
         .trim()
         .to_string();
-    let commits: Vec<String> = if scope != Scope::All {
-        Vec::new()
-    } else {
-        cmd::output(git(&tree).args(["rev-list", "--reverse", &format!("{BASE_TAG}..HEAD")]))?
-            .lines()
-            .map(str::to_string)
-            .collect()
-    };
-    let dir = layout.base_dir(base).join("check");
-    let logs = dir.join("logs");
-    let mail = dir.join("mail");
-    for d in [&logs, &mail] {
-        // A partial run keeps the logs of the last whole one.
-        if scope == Scope::All {
-            let _ = fs::remove_dir_all(d);
-        }
-        fs::create_dir_all(d)?;
-    }
+    let commits: Vec<String> = cmd::output(git(&tree).args(["rev-list", "--reverse", &format!("{BASE_TAG}..HEAD")]))?
+        .lines()
+        .map(str::to_string)
+        .collect();
     let mut rows = Vec::new();
     {
         let _restore = Restore { tree: tree.clone(), branch: branch.clone() };
@@ -350,7 +385,7 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, scope: Scope) -> Result<
             let subject = cmd::output(git(&tree).args(["log", "-1", "--format=%s", commit]))?.trim().to_string();
             eprintln!("lab: check {base} {name}/{:02}: {subject}", commits.len());
             cmd::output(git(&tree).args(["checkout", "-q", "--detach", commit]))?;
-            let cells = match check_patch(layout, tc, base, commit, &name, &logs, &mail, i == 0) {
+            let cells = match check_patch(layout, tc, base, commit, &name, logs, mail, i == 0) {
                 Err(_) if INTERRUPTED.load(Ordering::SeqCst) => {
                     bail!("interrupted; {} is back on {branch}", tree.display())
                 }
@@ -364,21 +399,7 @@ pub fn run(layout: &Layout, tc: &Toolchain, base: Base, scope: Scope) -> Result<
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted; {} is back on {branch}", tree.display());
     }
-    eprintln!("lab: check {base} series: other architectures, documentation");
-    let mut cells = if scope == Scope::Docs { Vec::new() } else { check_arches(layout, tc, base, &logs)? };
-    cells.push(check_docs(layout, tc, base, &logs)?);
-    rows.push(Row { name: "series".into(), subject: "the tip: other architectures, documentation".into(), cells });
-    let text = table(&rows);
-    print!("{text}");
-    fs::write(dir.join("results.json"), serde_json::to_string_pretty(&rows)?)?;
-    let failed = rows.iter().flat_map(|r| &r.cells).filter(|c| c.status.failed()).count();
-    println!("logs: {}", logs.display());
-    if failed == 0 {
-        println!("make check: {base}: every cell passed");
-    } else {
-        println!("make check: {base}: {failed} red cells");
-    }
-    Ok(failed == 0)
+    Ok(rows)
 }
 
 /// The checks of one commit, checked out in the work tree.
@@ -474,7 +495,7 @@ fn check_patch(
     });
 
     let configs = config::configs(layout, base)?;
-    for config in ["c", "rust"] {
+    for config in WALKED {
         stop_if_interrupted()?;
         if same_kernel {
             cells.push(not_applicable(
@@ -507,7 +528,7 @@ fn check_patch(
         }
         let start = Instant::now();
         let log = logs.join(format!("{name}-{check}.log"));
-        let mut c = build::kmake(layout, tc, base, &rust_kbuild, "x86_64");
+        let mut c = build::kmake(layout, tc, base, &tree, &rust_kbuild, "x86_64");
         c.arg(target);
         let (ok, out) = run_to_log(&mut c, &log);
         // rustfmtcheck prints "Diff in <file>"; rustdoc warns or errs.
@@ -544,17 +565,23 @@ struct FaultObject {
     extra: &'static [&'static str],
 }
 
-/// Compiles `arch/<arch>/mm/fault.o`.
-fn compile_fault_o(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path, f: &FaultObject) -> Result<Cell> {
+/// Compiles `arch/<arch>/mm/fault.o` in `tree`, the tip checkout.
+fn compile_fault_o(
+    layout: &Layout,
+    tc: &Toolchain,
+    base: Base,
+    tree: &Path,
+    logs: &Path,
+    f: &FaultObject,
+) -> Result<Cell> {
     let FaultObject { check, arch, defconfig, extra } = *f;
     let start = Instant::now();
-    let tree = layout.tree(base);
     let out = layout.kbuild_named(base, &format!("{arch}-fault"));
     fs::create_dir_all(&out)?;
     let log = logs.join(format!("series-{check}.log"));
     let _ = fs::remove_file(&log);
     let kmake = || {
-        let mut c = build::kmake(layout, tc, base, &out, arch);
+        let mut c = build::kmake(layout, tc, base, tree, &out, arch);
         c.args(extra);
         c
     };
@@ -581,7 +608,7 @@ fn compile_fault_o(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path, f: 
     }
     // The architecture's own headers warn under clang (s390's asm-generic
     // I/O accessors): only warnings in files the series changes count.
-    let ours = series_files(&tree)?;
+    let ours = series_files(tree)?;
     let text = fs::read_to_string(&log)?;
     let warnings: Vec<&str> =
         text.lines().filter(|l| l.contains("warning:") && ours.iter().any(|f| l.contains(&format!("{f}:")))).collect();
@@ -592,8 +619,8 @@ fn compile_fault_o(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path, f: 
     })
 }
 
-/// The tip of the series on other architectures.
-fn check_arches(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Result<Vec<Cell>> {
+/// The tip of the series (`tree`, the tip checkout) on other architectures.
+fn check_arches(layout: &Layout, tc: &Toolchain, base: Base, tree: &Path, logs: &Path) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
     let start = Instant::now();
     let v = Variant::new(base, Arch::Arm64, "rust");
@@ -623,7 +650,7 @@ fn check_arches(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Res
         Base::Lts612 => &[][..],
     };
     for f in objects.iter().chain(&more).chain(newer) {
-        cells.push(compile_fault_o(layout, tc, base, logs, f)?);
+        cells.push(compile_fault_o(layout, tc, base, tree, logs, f)?);
     }
     Ok(cells)
 }
@@ -695,17 +722,16 @@ fn warnings_about<'a>(text: &'a str, added: &[String]) -> Vec<&'a str> {
 /// counts when it names or mentions a file the series adds. The kernel-doc
 /// comments of the files it changes are compared with base directly:
 /// kernel-doc's warnings on each, before and after.
-fn check_docs(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Result<Cell> {
+fn check_docs(layout: &Layout, tc: &Toolchain, base: Base, tree: &Path, logs: &Path) -> Result<Cell> {
     let start = Instant::now();
-    let tree = layout.tree(base);
-    let ours = series_files(&tree)?;
-    let dirs = docs_dirs(&tree, &ours)?;
+    let ours = series_files(tree)?;
+    let dirs = docs_dirs(tree, &ours)?;
     if dirs.is_empty() {
         return Ok(not_applicable("htmldocs", "no documentation is changed or pulls kernel-doc from the series"));
     }
     let what = format!("SPHINXDIRS=\"{}\"", dirs.join(" "));
     let added: Vec<String> =
-        cmd::output(git(&tree).args(["diff", "--name-only", "--diff-filter=A", &format!("{BASE_TAG}..HEAD")]))?
+        cmd::output(git(tree).args(["diff", "--name-only", "--diff-filter=A", &format!("{BASE_TAG}..HEAD")]))?
             .lines()
             .map(str::to_string)
             .collect();
@@ -714,15 +740,15 @@ fn check_docs(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Resul
     let scratch = layout.base_dir(base).join("tmp").join("kernel-doc");
     fs::create_dir_all(&scratch)?;
     for f in ours.iter().filter(|f| !f.starts_with("Documentation/") && (f.ends_with(".c") || f.ends_with(".h"))) {
-        let now = match kernel_doc_warnings(tc, &tree, &tree.join(f)) {
+        let now = match kernel_doc_warnings(tc, tree, &tree.join(f)) {
             Ok(w) => w,
             Err(e) => return Ok(cell("htmldocs", Status::Fail, format!("{e:#}"), None, start)),
         };
-        let before = match cmd::output(git(&tree).args(["show", &format!("{BASE_TAG}:{f}")])) {
+        let before = match cmd::output(git(tree).args(["show", &format!("{BASE_TAG}:{f}")])) {
             Ok(text) => {
                 let old = scratch.join(f.replace('/', "_"));
                 fs::write(&old, text)?;
-                kernel_doc_warnings(tc, &tree, &old)?.len()
+                kernel_doc_warnings(tc, tree, &old)?.len()
             }
             Err(_) => 0,
         };
@@ -744,7 +770,7 @@ fn check_docs(layout: &Layout, tc: &Toolchain, base: Base, logs: &Path) -> Resul
     let log = logs.join("series-htmldocs.log");
     let _ = fs::remove_file(&log);
     let mut c = tc.command("make");
-    c.arg("-C").arg(&tree).arg(format!("O={}", out.display()));
+    c.arg("-C").arg(tree).arg(format!("O={}", out.display()));
     c.arg(format!("SPHINXDIRS={}", dirs.join(" "))).arg("htmldocs");
     let (ok, text) = run_to_log(&mut c, &log);
     if !ok {

@@ -100,6 +100,12 @@ impl Layout {
         self.base_dir(base).join("linux")
     }
 
+    /// The checkout of the series' tip beside the work tree, from which
+    /// the kernels `lab check` does not walk build (see [`crate::tip`]).
+    pub fn tip(&self, base: Base) -> PathBuf {
+        self.base_dir(base).join("tip")
+    }
+
     /// The out-of-tree kernel build folder of a variant.
     pub fn kbuild(&self, v: &Variant) -> PathBuf {
         self.kbuild_named(v.base, &v.name())

@@ -34,5 +34,6 @@ pub mod setup;
 pub mod smtp;
 pub mod stat;
 pub mod thrash;
+pub mod tip;
 pub mod tree;
 pub mod variant;

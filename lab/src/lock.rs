@@ -8,15 +8,18 @@ use rustix::fs::{flock, FlockOperation};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-/// An exclusive lock on a build folder, held until dropped: closing the
-/// file releases it, as the kernel does when the process dies.
+/// A lock on a build folder, held until dropped: closing the file
+/// releases it, as the kernel does when the process dies. Exclusive
+/// (`acquire`) for a folder one process writes; shared (`shared`) for one
+/// that several read while nobody changes it (the tip checkout).
 ///
 /// # Invariants
 ///
-/// `_file` holds an exclusive `flock()` on the folder's lock file.
+/// `_file` holds a `flock()` on the folder's lock file.
 #[must_use = "the lock is released when this is dropped"]
 pub struct FolderLock {
     _file: File,
+    folder: PathBuf,
 }
 
 impl FolderLock {
@@ -24,6 +27,29 @@ impl FolderLock {
     /// `what` names, waiting for another lab process that holds it, and
     /// saying so.
     pub fn acquire(folder: &Path, what: &str) -> Result<Self> {
+        Self::take(folder, what, Mode::Exclusive)
+    }
+
+    /// Locks `folder` shared with other readers (and against a holder of
+    /// the exclusive lock), waiting and saying so as `acquire` does.
+    pub fn shared(folder: &Path, what: &str) -> Result<Self> {
+        Self::take(folder, what, Mode::Shared)
+    }
+
+    /// Turns this lock into the exclusive one, waiting for the other
+    /// holders of the shared lock; then back with [`Self::share`]. The
+    /// change is not atomic (flock(2)): another process may have held the
+    /// folder between, so look at it again once this returns.
+    pub fn exclusive(&self, what: &str) -> Result<()> {
+        lock(&self._file, &self.folder, what, Mode::Exclusive)
+    }
+
+    /// Turns an exclusive lock back into a shared one.
+    pub fn share(&self, what: &str) -> Result<()> {
+        lock(&self._file, &self.folder, what, Mode::Shared)
+    }
+
+    fn take(folder: &Path, what: &str, mode: Mode) -> Result<Self> {
         let path = lock_path(folder);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
@@ -34,14 +60,30 @@ impl FolderLock {
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-            eprintln!("lab: {what}: waiting for another lab process using {}", folder.display());
-            flock(&file, FlockOperation::LockExclusive)
-                .with_context(|| format!("cannot lock {} for {what}", path.display()))?;
-        }
-        // INVARIANT: one of the two flock() calls above succeeded.
-        Ok(FolderLock { _file: file })
+        lock(&file, folder, what, mode)?;
+        // INVARIANT: lock() took the flock() of `mode`.
+        Ok(FolderLock { _file: file, folder: folder.to_path_buf() })
     }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Shared,
+    Exclusive,
+}
+
+/// flock() of `mode` on `file`, the lock file of `folder`: at once if it is
+/// free, else after saying whom it waits for.
+fn lock(file: &File, folder: &Path, what: &str, mode: Mode) -> Result<()> {
+    let (now, wait) = match mode {
+        Mode::Shared => (FlockOperation::NonBlockingLockShared, FlockOperation::LockShared),
+        Mode::Exclusive => (FlockOperation::NonBlockingLockExclusive, FlockOperation::LockExclusive),
+    };
+    if flock(file, now).is_err() {
+        eprintln!("lab: {what}: waiting for another lab process using {}", folder.display());
+        flock(file, wait).with_context(|| format!("cannot lock {} for {what}", lock_path(folder).display()))?;
+    }
+    Ok(())
 }
 
 /// The lock file of `folder`: `<folder>.lock`, beside it, so that removing
@@ -77,5 +119,25 @@ mod tests {
         drop(first);
         rx.recv_timeout(Duration::from_secs(10)).expect("the second holder never got the lock");
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn readers_share_and_a_writer_waits_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("tip");
+        let first = FolderLock::shared(&folder, "reading").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let f = folder.clone();
+        let reader = std::thread::spawn(move || {
+            let second = FolderLock::shared(&f, "reading too").unwrap();
+            tx.send(()).unwrap();
+            second.exclusive("writing").unwrap();
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(Duration::from_secs(10)).expect("a second reader waited for the first");
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "the writer did not wait for the reader");
+        drop(first);
+        rx.recv_timeout(Duration::from_secs(10)).expect("the writer never got the lock");
+        reader.join().unwrap();
     }
 }

@@ -116,12 +116,17 @@ enum Cmd {
     Check {
         #[command(flatten)]
         base: OneBase,
-        /// Only the tip's checks: other architectures and documentation.
+        /// Only the tip's checks: other architectures and documentation
+        /// (in the tip checkout, build/<base>/tip: they may run beside a
+        /// walk of the work tree).
         #[arg(long)]
         series_only: bool,
         /// Only the documentation (make htmldocs, kernel-doc).
         #[arg(long, conflicts_with = "series_only")]
         docs_only: bool,
+        /// Only the checks of each patch, not the tip's.
+        #[arg(long, conflicts_with_all = ["series_only", "docs_only"])]
+        patches_only: bool,
     },
     /// Measure the cost per page fault on three kernels of a base side by
     /// side (guest/programs/fault_bench.c): c and rust (does the Rust fault
@@ -276,8 +281,14 @@ fn real_main() -> Result<bool> {
         }
         Cmd::Build { base: OneBase { base }, variants } => {
             let tc = toolchain(&layout)?;
-            pipeline::prepare_base(&layout, &tc, base)?;
             let variants = variants_of(base, &variants, || config::guests(&layout, base))?;
+            if variants.iter().any(lab::tip::walked) {
+                pipeline::prepare_base(&layout, &tc, base)?;
+            } else {
+                // Only kernels of the tip checkout, which follows the series
+                // by itself, without waiting for a walk of the work tree.
+                tree::ensure_base(&layout, &tc.root, base, &tc.source(base)?)?;
+            }
             let plan = Plan::load(&layout.guest().join("plan"))?;
             pipeline::build_all(&layout, &tc, &variants, &plan)?;
         }
@@ -311,15 +322,22 @@ fn real_main() -> Result<bool> {
             lab::backport::check(&layout)?;
             return Ok(true);
         }
-        Cmd::Check { base: OneBase { base }, series_only, docs_only } => {
+        Cmd::Check { base: OneBase { base }, series_only, docs_only, patches_only } => {
             use lab::check::Scope;
             let tc = toolchain(&layout)?;
-            pipeline::prepare_base(&layout, &tc, base)?;
-            let scope = match (series_only, docs_only) {
-                (_, true) => Scope::Docs,
-                (true, _) => Scope::Series,
+            let scope = match (series_only, docs_only, patches_only) {
+                (_, true, _) => Scope::Docs,
+                (true, _, _) => Scope::Series,
+                (_, _, true) => Scope::Patches,
                 _ => Scope::All,
             };
+            if matches!(scope, Scope::All | Scope::Patches) {
+                pipeline::prepare_base(&layout, &tc, base)?;
+            } else {
+                // The tip checkout follows the series by itself, without
+                // waiting for a walk of the work tree.
+                tree::ensure_base(&layout, &tc.root, base, &tc.source(base)?)?;
+            }
             return lab::check::run(&layout, &tc, base, scope);
         }
         Cmd::Bench { base: OneBase { base }, pages, repeats, rounds } => {

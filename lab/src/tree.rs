@@ -248,14 +248,14 @@ fn stamp_path(tree: &Path) -> PathBuf {
 
 /// Writes the commits after `base` as format-patch files into `dir`, and
 /// returns their file names in order.
-fn format_patches(tree: &Path, dir: &Path) -> Result<Vec<String>> {
+fn format_patches(tree: &Path, dir: &Path, tip: &str) -> Result<Vec<String>> {
     fs::create_dir_all(dir)?;
     let out = cmd::output(
         git(tree)
             .args(["format-patch", "--zero-commit", "--no-numbered", "--no-signature", "--no-cover-letter"])
             .args(["--abbrev=12", "--no-color", "--encode-email-headers", "-o"])
             .arg(dir)
-            .arg(format!("{BASE_TAG}..HEAD")),
+            .arg(format!("{BASE_TAG}..{tip}")),
     )?;
     Ok(out
         .lines()
@@ -335,6 +335,59 @@ fn normalise_message(m: &str) -> String {
     m.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
 }
 
+/// Whether the commits from `base` to `tip` in `tree` are `series` (the
+/// same patches, authors and messages, in order); if so, the names of the
+/// stored files an export would rewrite (index lines, hunk offsets).
+/// `scratch` is a folder of its own, removed afterwards.
+fn same_series(tree: &Path, tip: &str, series: &[PathBuf], scratch: &Path) -> Result<Option<Vec<String>>> {
+    let _ = fs::remove_dir_all(scratch);
+    let exported = scratch.join("export");
+    let names = format_patches(tree, &exported, tip)?;
+    // format-patch leaves out merges: such a tree is no series of patches.
+    let commits: usize =
+        cmd::output(git(tree).args(["rev-list", "--count", &format!("{BASE_TAG}..{tip}")]))?.trim().parse()?;
+    let mut same = names.len() == commits && names.len() == series.len();
+    if same {
+        for (n, p) in names.iter().zip(series) {
+            if file_identity(tree, &exported.join(n), scratch)? != file_identity(tree, p, scratch)? {
+                same = false;
+                break;
+            }
+        }
+    }
+    let stale = same.then(|| {
+        names
+            .iter()
+            .zip(series)
+            .filter(|(n, p)| {
+                p.file_name().is_none_or(|f| f.to_string_lossy() != **n)
+                    || fs::read(exported.join(n)).ok() != fs::read(p).ok()
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    });
+    let _ = fs::remove_dir_all(scratch);
+    Ok(stale)
+}
+
+/// The commit of the work tree of `base` that holds its series as
+/// `patches/<base>/` has it now: the one `apply` or `export` last left,
+/// if it still is the series. It reads the tree's objects only, so it
+/// needs no lock on the tree, and may be called while `lab check` walks
+/// it. `scratch` is a folder of the caller's own.
+pub fn series_commit(layout: &Layout, base: Base, scratch: &Path) -> Result<Option<String>> {
+    let tree = layout.tree(base);
+    let Ok(stamp) = fs::read_to_string(stamp_path(&tree)) else {
+        return Ok(None);
+    };
+    let commit = stamp.trim().to_string();
+    if cmd::output(git(&tree).args(["cat-file", "-e", &format!("{commit}^{{commit}}")])).is_err() {
+        return Ok(None);
+    }
+    let series = read_series(&layout.patches(base))?;
+    Ok(same_series(&tree, &commit, &series, scratch)?.map(|_| commit))
+}
+
 /// Compares the tree's commits after `base` with the series of `base`.
 /// It writes its scratch folder build/<base>/tmp/state: in the lab only
 /// apply() calls it, holding the tree's lock.
@@ -345,36 +398,9 @@ pub fn state(layout: &Layout, base: Base) -> Result<TreeState> {
     }
     let series = read_series(&layout.patches(base))?;
     let scratch = layout.base_dir(base).join("tmp").join("state");
-    let _ = fs::remove_dir_all(&scratch);
-    let exported = scratch.join("export");
-    let names = format_patches(&tree, &exported)?;
-    // format-patch leaves out merges: such a tree is no series of patches.
-    let commits: usize =
-        cmd::output(git(&tree).args(["rev-list", "--count", &format!("{BASE_TAG}..HEAD")]))?.trim().parse()?;
-    let mut same = names.len() == commits && names.len() == series.len();
-    if same {
-        for (n, p) in names.iter().zip(&series) {
-            if file_identity(&tree, &exported.join(n), &scratch)? != file_identity(&tree, p, &scratch)? {
-                same = false;
-                break;
-            }
-        }
-    }
-    if same {
-        // The same series: which stored files would an export rewrite?
-        let stale = names
-            .iter()
-            .zip(&series)
-            .filter(|(n, p)| {
-                p.file_name().is_none_or(|f| f.to_string_lossy() != **n)
-                    || fs::read(exported.join(n)).ok() != fs::read(p).ok()
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
-        let _ = fs::remove_dir_all(&scratch);
+    if let Some(stale) = same_series(&tree, "HEAD", &series, &scratch)? {
         return Ok(TreeState::UpToDate { stale });
     }
-    let _ = fs::remove_dir_all(&scratch);
     let head = head(&tree)?;
     let base_commit = cmd::output(git(&tree).args(["rev-parse", &format!("{BASE_TAG}^{{commit}}")]))?;
     let stamp = fs::read_to_string(stamp_path(&tree)).unwrap_or_default();
@@ -395,6 +421,9 @@ pub fn apply(layout: &Layout, base: Base, force: bool) -> Result<bool> {
     let st = state(layout, base)?;
     match &st {
         TreeState::UpToDate { stale } => {
+            // The tree's commits are the series: the tip checkout may follow
+            // them (series_commit()).
+            fs::write(stamp_path(&tree), head(&tree)?)?;
             if !stale.is_empty() {
                 eprintln!(
                     "lab: note: {} holds the {base} series, but {} of its files in {} differ from an export in \
@@ -606,7 +635,7 @@ pub fn export(layout: &Layout, base: Base) -> Result<Vec<String>> {
     fs::create_dir_all(&patches)?;
     let tmp = layout.base_dir(base).join("tmp").join("export");
     let _ = fs::remove_dir_all(&tmp);
-    let names = format_patches(&tree, &tmp)?;
+    let names = format_patches(&tree, &tmp, "HEAD")?;
     let mut changed = Vec::new();
     for n in &names {
         let new = fs::read(tmp.join(n))?;
@@ -668,6 +697,48 @@ mod tests {
         // Upstream's own file is left alone.
         assert!(!drop_debian_ignore_rule(&gi).unwrap());
         assert_eq!(fs::read_to_string(&gi).unwrap(), upstream);
+    }
+
+    /// A git repository with a `base` tag and one commit after it, that
+    /// commit's format-patch file, and a scratch folder.
+    fn one_patch_tree(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let tree = dir.join("linux");
+        fs::create_dir_all(&tree).unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&tree)
+                .args(["-c", "user.name=Lab Test", "-c", "user.email=lab@example.org"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&["init", "-q", "-b", "main"]);
+        fs::write(tree.join("memory.c"), "int a;\n").unwrap();
+        run(&["add", "memory.c"]);
+        run(&["commit", "-q", "-m", "base"]);
+        run(&["tag", BASE_TAG]);
+        fs::write(tree.join("memory.c"), "int a;\nint b;\n").unwrap();
+        run(&["commit", "-q", "-a", "-m", "mm: add b", "-m", "Because."]);
+        let names = format_patches(&tree, &dir.join("patches"), "HEAD").unwrap();
+        (tree, dir.join("patches").join(&names[0]), dir.join("scratch"))
+    }
+
+    #[test]
+    fn a_commit_holds_the_series_while_its_patches_are_the_stored_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, patch, scratch) = one_patch_tree(dir.path());
+        let head = head(&tree).unwrap();
+        assert_eq!(same_series(&tree, &head, std::slice::from_ref(&patch), &scratch).unwrap(), Some(vec![]));
+        // The base holds no patch; a series of two is not a series of one.
+        assert_eq!(same_series(&tree, BASE_TAG, std::slice::from_ref(&patch), &scratch).unwrap(), None);
+        assert_eq!(same_series(&tree, &head, &[patch.clone(), patch.clone()], &scratch).unwrap(), None);
+        // A stored patch whose message moved on is another patch.
+        let text = fs::read_to_string(&patch).unwrap().replace("Because.", "Because of the walk.");
+        fs::write(&patch, text).unwrap();
+        assert_eq!(same_series(&tree, &head, std::slice::from_ref(&patch), &scratch).unwrap(), None);
+        assert!(!scratch.exists(), "the scratch folder is left behind");
     }
 
     #[test]
