@@ -135,4 +135,22 @@ mod tests {
         assert_eq!(u.to, ["M <m@x>", "N <n@x>"]);
         assert_eq!(u.cc, ["l@x"]);
     }
+
+    #[test]
+    fn maintainers_split() {
+        let out = "Andrew Morton <akpm@linux-foundation.org> (maintainer:MEMORY MANAGEMENT)\n\
+                   Miguel Ojeda <ojeda@kernel.org> (maintainer:RUST)\n\
+                   Boqun Feng <boqun.feng@gmail.com> (reviewer:RUST)\n\
+                   \"Matthew Wilcox (Oracle)\" <willy@infradead.org> (maintainer:PAGE CACHE)\n\
+                   linux-mm@kvack.org (open list:MEMORY MANAGEMENT)\n\
+                   linux-kernel@vger.kernel.org (open list)\n";
+        let r = parse_maintainers(out);
+        assert_eq!(r.to.len(), 4);
+        assert_eq!(r.to[3], "\"Matthew Wilcox (Oracle)\" <willy@infradead.org>");
+        assert_eq!(r.cc, vec!["linux-mm@kvack.org", "linux-kernel@vger.kernel.org"]);
+        assert_eq!(r.lists, vec!["linux-mm@kvack.org"]);
+        // The catch-all list alone is no subsystem's list.
+        let r = parse_maintainers("linux-kernel@vger.kernel.org (open list)\n");
+        assert!(r.lists.is_empty());
+    }
 }
