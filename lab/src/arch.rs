@@ -41,7 +41,7 @@ impl Arch {
     }
 
     /// kbuild's `CROSS_COMPILE=` prefix for user-space programs (the mm
-    /// selftests, guest/programs): Debian's gcc-<triplet> packages.
+    /// selftests, guest/programs): Debian's `gcc-<triplet>` packages.
     pub fn cross_compile(self) -> Option<&'static str> {
         match self {
             Arch::X86_64 => None,

@@ -202,9 +202,9 @@ pub fn image(layout: &Layout, v: &Variant) -> PathBuf {
 
 /// Builds the listed test programs for `arch`, statically linked against
 /// the UAPI headers of the tip checkout ([`crate::tip`]: the walk in the
-/// work tree may be at any patch), into build/selftests (build/<arch>/selftests for
+/// work tree may be at any patch), into `build/<base>/selftests/<arch>/` (for
 /// another architecture than the host's, with Debian's cross compiler): the
-/// lab's own from guest/programs/<name>.c, the others from
+/// lab's own from `guest/programs/<name>.c`, the others from
 /// tools/testing/selftests/mm.
 pub fn build_selftests(layout: &Layout, tc: &Toolchain, base: Base, names: &[String], arch: Arch) -> Result<()> {
     let out = layout.selftests(base, arch);

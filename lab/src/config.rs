@@ -45,7 +45,7 @@ fn configs_in(dir: &Path, skip: &[&str]) -> Result<Vec<String>> {
     Ok(v)
 }
 
-/// The configurations of `base` (config/<base>/<name>.config).
+/// The configurations of `base` (`config/<base>/<name>.config`).
 pub fn configs(layout: &Layout, base: Base) -> Result<Vec<String>> {
     configs_in(&layout.base_config(base), &["base"])
 }
@@ -98,7 +98,7 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// The kernel of `v`, built in build/<base>/kernel/<name>.
+    /// The kernel of `v`, built in `build/<base>/kernel/<name>`.
     pub fn of(layout: &Layout, v: &Variant) -> Result<Self> {
         let base_dir = layout.base_config(v.base);
         if v.config == "base" {

@@ -3,7 +3,7 @@
 //! An arm64 guest runs Debian's arm64 `busybox-static` and `bash-static`.
 //! They cannot be installed next to the build root's amd64 ones, so the
 //! lab downloads the .deb files with the root's apt-get (the root knows
-//! arm64 as a foreign architecture) into build/userland/<arch>/debs and
+//! arm64 as a foreign architecture) into `build/userland/<arch>/debs` and
 //! extracts them with dpkg-deb.
 
 use anyhow::{bail, Context, Result};
@@ -83,7 +83,7 @@ fn locate(root: &Root, package: &str, deb_arch: &str) -> Result<DebFile> {
     parse_print_uris(&out, package, deb_arch)
 }
 
-/// The .deb of `package` for `arch` in build/userland/<arch>/debs,
+/// The .deb of `package` for `arch` in `build/userland/<arch>/debs`,
 /// downloaded with the root's apt-get unless the same file is there
 /// already.
 pub fn fetch(layout: &Layout, root: &Root, arch: Arch, package: &str) -> Result<(PathBuf, DebFile)> {
@@ -131,7 +131,7 @@ pub fn check_same_busybox(host: &str, guest: &str, deb_arch: &str) -> Result<()>
 }
 
 /// The busybox and bash of an `arch` guest from Debian's packages,
-/// extracted under build/userland/<arch>/root.
+/// extracted under `build/userland/<arch>/root`.
 pub fn userland(layout: &Layout, root: &Root, arch: Arch) -> Result<Userland> {
     let (deb, file) = fetch(layout, root, arch, BUSYBOX.package)?;
     let host = root.package_version(BUSYBOX.package)?;
