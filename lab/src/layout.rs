@@ -1,5 +1,6 @@
 //! Where everything lives: the repository's inputs and the build folder's outputs.
 
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
@@ -68,7 +69,7 @@ impl Layout {
         self.repo.join("guest")
     }
 
-    /// The lab's own guest programs: guest/programs/<name>.c.
+    /// The lab's own guest programs: `guest/programs/<name>.c`.
     pub fn guest_programs(&self) -> PathBuf {
         self.guest().join("programs")
     }
@@ -152,5 +153,47 @@ impl Layout {
     /// Results of guest runs: one folder per invocation.
     pub fn runs(&self) -> PathBuf {
         self.build.join("runs")
+    }
+}
+
+/// A new folder under `runs` for this invocation's results (a guest run's,
+/// a benchmark's), named for the time, and `<runs>/latest` pointing at it.
+pub fn dated_dir(runs: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(runs)?;
+    // make test runs two bases' guests at once: two runs may start in the
+    // same second, and each must get a folder of its own.
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+    let mut n = 1;
+    let dir = loop {
+        let dir = if n == 1 { runs.join(&stamp) } else { runs.join(format!("{stamp}-{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => break dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e).with_context(|| format!("cannot make {}", dir.display())),
+        }
+    };
+    // A new link renamed over the old one: never a moment without `latest`,
+    // nor an error when another run replaces it at the same time.
+    let name = dir.file_name().context("run dir has a name")?;
+    let tmp = runs.join(format!(".latest-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp)?;
+    std::fs::rename(&tmp, runs.join("latest"))?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_folders_of_their_own() {
+        let repo = tempfile::tempdir().unwrap();
+        let layout = Layout::new(repo.path());
+        let dirs: Vec<PathBuf> = (0..3).map(|_| dated_dir(&layout.runs()).unwrap()).collect();
+        assert_ne!(dirs[0], dirs[1]);
+        assert_ne!(dirs[1], dirs[2]);
+        let latest = std::fs::read_link(layout.runs().join("latest")).unwrap();
+        assert_eq!(latest, dirs[2].file_name().unwrap());
     }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::arch::Arch;
@@ -244,33 +244,6 @@ pub fn compile_fail(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Opti
     Ok(Some(TestResult::new(v, "compile-fail", status, detail)))
 }
 
-/// A new folder for this invocation's results, and `runs/latest` pointing
-/// at it.
-pub fn new_run_dir(layout: &Layout) -> Result<PathBuf> {
-    let runs = layout.runs();
-    std::fs::create_dir_all(&runs)?;
-    // make test runs two bases' guests at once: two runs may start in the
-    // same second, and each must get a folder of its own.
-    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
-    let mut n = 1;
-    let dir = loop {
-        let dir = if n == 1 { runs.join(&stamp) } else { runs.join(format!("{stamp}-{n}")) };
-        match std::fs::create_dir(&dir) {
-            Ok(()) => break dir,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-            Err(e) => return Err(e).with_context(|| format!("cannot make {}", dir.display())),
-        }
-    };
-    // A new link renamed over the old one: never a moment without `latest`,
-    // nor an error when another run replaces it at the same time.
-    let name = dir.file_name().context("run dir has a name")?;
-    let tmp = runs.join(format!(".latest-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(name, &tmp)?;
-    std::fs::rename(&tmp, runs.join("latest"))?;
-    Ok(dir)
-}
-
 /// Every variant a plan's `only=` may name: each base's configurations on
 /// x86_64 and the guests it boots.
 pub fn known_variants(layout: &Layout) -> Result<Vec<Variant>> {
@@ -301,7 +274,7 @@ pub fn run(
     let plan = Plan::load(&plan_path)?;
     plan.check_variants(&known_variants(layout)?)?;
     build_all(layout, tc, variants, &plan)?;
-    let dir = new_run_dir(layout)?;
+    let dir = crate::layout::dated_dir(&layout.runs())?;
     let mut rows = Vec::new();
     for v in variants {
         if let Some(r) = call_path(layout, v)? {
@@ -355,17 +328,6 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runs_started_in_the_same_second_get_folders_of_their_own() {
-        let repo = tempfile::tempdir().unwrap();
-        let layout = Layout::new(repo.path());
-        let dirs: Vec<PathBuf> = (0..3).map(|_| new_run_dir(&layout).unwrap()).collect();
-        assert_ne!(dirs[0], dirs[1]);
-        assert_ne!(dirs[1], dirs[2]);
-        let latest = std::fs::read_link(layout.runs().join("latest")).unwrap();
-        assert_eq!(latest, dirs[2].file_name().unwrap());
-    }
 
     #[test]
     fn a_built_config_tells_y_from_not_set_and_absent() {
