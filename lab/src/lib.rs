@@ -13,6 +13,7 @@ pub mod check;
 pub mod cmd;
 pub mod compilefail;
 pub mod config;
+pub mod console;
 pub mod cover;
 pub mod deb;
 pub mod disk;

@@ -15,9 +15,18 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::arch::Arch;
+use crate::console::{self, Marker};
 use crate::plan::Plan;
-use crate::results::HostOutcome;
 use crate::root::Root;
+
+/// How the QEMU process ended, as the host saw it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HostOutcome {
+    /// QEMU exited by itself with this code (None: killed by a signal).
+    Exited { code: Option<i32> },
+    /// The watchdog killed QEMU: nothing happened in `phase` for `secs`.
+    TimedOut { phase: String, secs: u64 },
+}
 
 /// The arm64 guest's CPU: `max` (every feature QEMU emulates: LSE atomics,
 /// LPA2, ...), with QEMU's cheap implementation-defined pointer
@@ -188,7 +197,6 @@ pub fn run(
         }
     });
 
-    let marker = regex::Regex::new(r"LAB: (BEGIN|END|DONE)(?: (\S+))?(?: rc=(\d+))?").expect("valid regex");
     let mut phase = "boot".to_string();
     let mut limit = wd.boot;
     let mut last = Instant::now();
@@ -199,33 +207,31 @@ pub fn run(
                 logf.write_all(&bytes)?;
                 let line = String::from_utf8_lossy(&bytes);
                 let line = line.trim_end_matches(['\n', '\r']);
-                if let Some(c) = marker.captures(line) {
-                    last = Instant::now();
-                    match &c[1] {
-                        "BEGIN" => {
-                            let name = c.get(2).map_or("", |m| m.as_str());
-                            phase = format!("test {name}");
-                            limit = plan
-                                .get(name)
-                                .filter(|t| t.timeout > 0)
-                                .map_or(wd.default_test, |t| Duration::from_secs(t.timeout))
-                                + wd.grace;
-                            on_event(Event::Begin(name));
-                        }
-                        "END" => {
-                            let name = c.get(2).map_or("", |m| m.as_str());
-                            let rc = c.get(3).and_then(|m| m.as_str().parse().ok()).unwrap_or(-1);
-                            phase = format!("after test {name}");
-                            limit = wd.grace;
-                            on_event(Event::End { name, rc });
-                        }
-                        _ => {
-                            phase = "shutdown".into();
-                            limit = wd.shutdown;
-                        }
+                match console::marker(line) {
+                    Some(Marker::Begin(name)) => {
+                        last = Instant::now();
+                        phase = format!("test {name}");
+                        limit = plan
+                            .get(name)
+                            .filter(|t| t.timeout > 0)
+                            .map_or(wd.default_test, |t| Duration::from_secs(t.timeout))
+                            + wd.grace;
+                        on_event(Event::Begin(name));
                     }
-                } else {
-                    on_event(Event::Line(line));
+                    Some(Marker::End { name, rc, .. }) => {
+                        last = Instant::now();
+                        phase = format!("after test {name}");
+                        limit = wd.grace;
+                        on_event(Event::End { name, rc });
+                    }
+                    Some(Marker::Done) => {
+                        last = Instant::now();
+                        phase = "shutdown".into();
+                        limit = wd.shutdown;
+                    }
+                    // Setup's own lines are output like any other: the
+                    // boot's deadline still runs.
+                    Some(Marker::Info(_) | Marker::SetupFail(_)) | None => on_event(Event::Line(line)),
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {

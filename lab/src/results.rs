@@ -2,7 +2,8 @@
 //! splats.
 //!
 //! The guest's init brackets each test with `LAB: BEGIN <name>` and
-//! `LAB: END <name> rc=<status> ms=<elapsed>`, and ends with `LAB: DONE`.
+//! `LAB: END <name> rc=<status> ms=<elapsed>`, and ends with `LAB: DONE`
+//! ([`crate::console`] reads those lines).
 //! KTAP output is handed to the kernel's own parser
 //! (tools/testing/kunit/kunit.py); uffd-unit-tests' format is read here.
 
@@ -12,7 +13,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
+use crate::console::{self, Marker};
 use crate::plan::{Format, Plan};
+use crate::qemu::HostOutcome;
 use crate::root::Root;
 use crate::variant::Variant;
 
@@ -103,15 +106,6 @@ impl TestResult {
             splats: Vec::new(),
         }
     }
-}
-
-/// How the QEMU process ended, as the host saw it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum HostOutcome {
-    /// QEMU exited by itself with this code (None: killed by a signal).
-    Exited { code: Option<i32> },
-    /// The watchdog killed QEMU: nothing happened in `phase` for `secs`.
-    TimedOut { phase: String, secs: u64 },
 }
 
 /// Reads KTAP text into cases.
@@ -273,9 +267,6 @@ impl KtapParser for KunitPy {
     }
 }
 
-static MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"LAB: (BEGIN|END|DONE|INFO|SETUP-FAIL)(?: (\S+))?(?: rc=(\d+) ms=(\d+))?").expect("valid regex")
-});
 static UFFD_CASE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"Testing (.+?)\.\.\. (done|skipped|failed)(?: \[reason: (.*)\])?").expect("valid regex")
 });
@@ -323,7 +314,7 @@ const SPLATS: &[(&str, &str)] = &[
 
 /// The kind of kernel report starting on `line`, if any.
 pub fn splat_kind(line: &str) -> Option<String> {
-    if line.contains("LAB: ") {
+    if line.contains(console::PREFIX) {
         return None;
     }
     for (needle, kind) in SPLATS {
@@ -342,7 +333,7 @@ pub fn find_splats(lines: &[&str]) -> Vec<Splat> {
         if let Some(kind) = splat_kind(lines[i]) {
             let mut end = (i + 40).min(lines.len());
             for (j, l) in lines.iter().enumerate().take(end).skip(i + 1) {
-                if l.contains("---[ end") || l.contains("LAB: ") {
+                if l.contains("---[ end") || l.contains(console::PREFIX) {
                     end = j + usize::from(l.contains("---[ end"));
                     break;
                 }
@@ -384,25 +375,22 @@ pub fn analyse(
     let mut setup_fail = Vec::new();
     let mut current: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
-        if let Some(c) = MARKER.captures(line) {
+        if let Some(m) = console::marker(line) {
             started = true;
-            match &c[1] {
-                "BEGIN" => {
-                    let name = c.get(2).map_or("", |m| m.as_str()).to_string();
-                    sections.push(Section { name, first_line: i + 1, ..Default::default() });
+            match m {
+                Marker::Begin(name) => {
+                    sections.push(Section { name: name.to_string(), first_line: i + 1, ..Default::default() });
                     current = Some(sections.len() - 1);
                 }
-                "END" => {
-                    let rc = c.get(3).and_then(|m| m.as_str().parse().ok()).unwrap_or(-1);
-                    let ms = c.get(4).and_then(|m| m.as_str().parse().ok()).unwrap_or(0);
+                Marker::End { rc, ms, .. } => {
                     if let Some(k) = current.take() {
                         sections[k].end = Some((rc, ms));
                         sections[k].end_line = Some(i + 1);
                     }
                 }
-                "DONE" => done = true,
-                "SETUP-FAIL" => setup_fail.push(line.split("SETUP-FAIL").nth(1).unwrap_or("").trim().to_string()),
-                _ => {}
+                Marker::Done => done = true,
+                Marker::SetupFail(what) => setup_fail.push(what.to_string()),
+                Marker::Info(_) => {}
             }
             continue;
         }

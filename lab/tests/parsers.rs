@@ -8,8 +8,9 @@
 use lab::base::Base;
 use lab::layout::Layout;
 use lab::plan::Plan;
+use lab::qemu::HostOutcome;
 use lab::report;
-use lab::results::{self, HostOutcome, KunitPy, Status, TestResult};
+use lab::results::{self, KunitPy, Status, TestResult};
 use lab::root::Root;
 use lab::variant::Variant;
 use std::path::{Path, PathBuf};

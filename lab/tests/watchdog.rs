@@ -3,8 +3,8 @@
 //! run.
 
 use lab::plan::Plan;
+use lab::qemu::HostOutcome;
 use lab::qemu::{self, Event, Watchdog};
-use lab::results::HostOutcome;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
