@@ -5,21 +5,33 @@
 //! The tree belongs to the developer as much as to the lab: the lab never
 //! discards commits or changes that are not in `patches/` unless told to,
 //! and even then keeps them on a backup branch.
+//!
+//! `tree/source.rs` makes the tree from the tarball, `tree/identity.rs`
+//! tells whether its commits are the stored series, `tree/hunks.rs` shows
+//! the hunks of a patch that does not apply.
 
 use anyhow::{anyhow, bail, Context, Result};
-use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::rc::Rc;
 
-use crate::base::{Base, Source};
+use crate::base::Base;
 use crate::cmd;
-use crate::git::{committer_env, git, split_ident, BASE_TAG};
+use crate::git::{committer_env, git, BASE_TAG};
 use crate::layout::Layout;
 use crate::lock::FolderLock;
-use crate::progress::Progress;
-use crate::root::Root;
+
+mod hunks;
+mod identity;
+mod source;
+
+pub use hunks::FailedHunk;
+pub use identity::{file_identity, PatchIdentity};
+pub use source::{drop_debian_ignore_rule, ensure_base, kernel_version, recorded_source};
+
+use hunks::failing_hunks;
+use identity::{format_patches, same_series};
+
 /// The file in `patches/` that gives the order of the series.
 pub const SERIES: &str = "series";
 /// A cover letter kept in `patches/` but not applied.
@@ -50,174 +62,6 @@ pub fn read_series(patches: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Creates the work tree of `base` from its Debian source tarball (in the
-/// build root) if it is not there.
-///
-/// The commit's author is the package's maintainer and its date the
-/// tarball's, so the same package version gives the same `base` commit on
-/// every machine.
-pub fn ensure_base(layout: &Layout, root: &Root, base: Base, source: &Source) -> Result<()> {
-    let tree = layout.tree(base);
-    if tree.join(".git").is_dir() {
-        let recorded = cmd::output(git(&tree).args(["config", "--get", "lab.base-version"])).unwrap_or_default();
-        let recorded_pkg = cmd::output(git(&tree).args(["config", "--get", "lab.base-package"])).unwrap_or_default();
-        let (recorded, recorded_pkg) = (recorded.trim(), recorded_pkg.trim());
-        if recorded != source.version || (!recorded_pkg.is_empty() && recorded_pkg != source.package) {
-            eprintln!(
-                "lab: note: {} is based on {recorded_pkg} {recorded}, but the build root has {} {}. \
-                 The lab keeps the old base; to move on, save your work with `make export BASE={base}`, \
-                 remove {} and run again.",
-                tree.display(),
-                source.package,
-                source.version,
-                tree.display()
-            );
-        }
-        return Ok(());
-    }
-    let tarball = root.host_path(&source.tarball);
-    let tmp = layout.base_dir(base).join("linux.unpacking");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).with_context(|| format!("cannot remove the partial unpack {}", tmp.display()))?;
-    }
-    fs::create_dir_all(&tmp)?;
-    unpack(&tarball, &tmp)?;
-    let dropped_ignore = drop_debian_ignore_rule(&tmp.join(".gitignore"))?;
-
-    let maintainer = cmd::output(root.command("dpkg-query").args(["-W", "-f", "${Maintainer}", &source.package]))
-        .unwrap_or_default();
-    let (name, email) =
-        split_ident(maintainer.trim()).unwrap_or(("Debian Kernel Team", "debian-kernel@lists.debian.org"));
-    let mtime = fs::metadata(&tarball)?.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let date = format!("@{mtime} +0000");
-    let spinner = Progress::spinner(&format!("{base} tree"), "committing the unpacked source");
-    cmd::output(git(&tmp).args(["init", "-q", "-b", "main"]))?;
-    cmd::output(git(&tmp).args(["config", "lab.base-version", &source.version]))?;
-    cmd::output(git(&tmp).args(["config", "lab.base-package", &source.package]))?;
-    // No background repack of the 90,000 new objects while kernels build.
-    cmd::output(git(&tmp).args(["config", "gc.auto", "0"]))?;
-    // Every blob straight into one pack (git's bulk check-in for files
-    // above core.bigFileThreshold) rather than 90,000 loose objects: the
-    // repository takes 300 MB instead of 620 MB, for about 25 s more.
-    cmd::output(git(&tmp).args(["-c", "core.bigFileThreshold=1", "add", "-A", "-f", "."]))?;
-    let kver = kernel_version(&tmp)?;
-    let mut msg = format!(
-        "Linux {kver}\n\nUnpacked from Debian's {} {} ({}).",
-        source.package,
-        source.version,
-        source.tarball.display()
-    );
-    if dropped_ignore {
-        msg.push_str(
-            "\n\nDebian's rule at the end of .gitignore that ignores every top-level\n\
-             path (meant for its packaging repository) is left out, so that new\n\
-             files show up in `git status` and `git add -A` as they do upstream.",
-        );
-    }
-    cmd::output(
-        git(&tmp)
-            .args(["commit", "-q", "--no-verify", "-m", &msg])
-            .env("GIT_AUTHOR_NAME", name)
-            .env("GIT_AUTHOR_EMAIL", email)
-            .env("GIT_AUTHOR_DATE", &date)
-            .env("GIT_COMMITTER_NAME", name)
-            .env("GIT_COMMITTER_EMAIL", email)
-            .env("GIT_COMMITTER_DATE", &date),
-    )?;
-    cmd::output(git(&tmp).args(["tag", BASE_TAG]))?;
-    spinner.finish();
-    fs::rename(&tmp, &tree)?;
-    eprintln!("lab: {base} tree at {} (Linux {kver}, Debian {} {})", tree.display(), source.package, source.version);
-    Ok(())
-}
-
-/// The Debian source the work tree of `base` was made from, as recorded
-/// when it was made (it stays while the build root moves on).
-pub fn recorded_source(layout: &Layout, base: Base) -> Result<Source> {
-    let tree = layout.tree(base);
-    let get = |key: &str| -> Result<String> {
-        Ok(cmd::output(git(&tree).args(["config", "--get", key]))
-            .with_context(|| format!("{} records no {key}: remake it (remove it after `make export`)", tree.display()))?
-            .trim()
-            .to_string())
-    };
-    let package = get("lab.base-package")?;
-    let tarball = PathBuf::from(format!("/usr/src/{package}.tar.xz"));
-    Ok(Source { version: get("lab.base-version")?, package, tarball })
-}
-
-/// The block Debian appends to the top-level .gitignore.
-const DEBIAN_IGNORE_ALL: &str = "\n#\n# Debian packaging: ignore everything at the top level, since it isn't\n\
-# included in our repository\n#\n/*\n!/debian/\n";
-
-/// Removes Debian's ignore-everything rule from `.gitignore`; returns
-/// whether it was there.
-pub fn drop_debian_ignore_rule(gitignore: &Path) -> Result<bool> {
-    let Ok(text) = fs::read_to_string(gitignore) else { return Ok(false) };
-    match text.strip_suffix(DEBIAN_IGNORE_ALL) {
-        Some(upstream) => {
-            fs::write(gitignore, upstream)?;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
-}
-
-/// `VERSION.PATCHLEVEL.SUBLEVEL` from the tree's top Makefile.
-pub fn kernel_version(tree: &Path) -> Result<String> {
-    let mk = fs::read_to_string(tree.join("Makefile"))?;
-    let get = |key: &str| {
-        mk.lines()
-            .find_map(|l| l.strip_prefix(key).map(|v| v.trim_start_matches([' ', '=']).trim().to_string()))
-            .ok_or_else(|| anyhow!("no {key} in Makefile"))
-    };
-    Ok(format!("{}.{}.{}", get("VERSION")?, get("PATCHLEVEL")?, get("SUBLEVEL")?))
-}
-
-/// Unpacks a `.tar.xz` into `dest`, dropping the top folder.
-fn unpack(tarball: &Path, dest: &Path) -> Result<()> {
-    let file = fs::File::open(tarball).with_context(|| format!("cannot open {}", tarball.display()))?;
-    let size = file.metadata()?.len();
-    let name = tarball.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    let mut pb = Progress::bar(&format!("unpack {name}"), size, "{prefix} {bar:30} {bytes}/{total_bytes} [{elapsed}]")
-        .in_bytes();
-    let read = Rc::new(Cell::new(0u64));
-    let mut reader = CountingReader { inner: file, read: Rc::clone(&read) };
-    let mut reported = 0;
-    let mut archive = tar::Archive::new(xz2::read::XzDecoder::new(&mut reader));
-    archive.set_preserve_permissions(true);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        let rel: PathBuf = path.components().skip(1).collect();
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        entry.unpack(dest.join(&rel)).with_context(|| format!("cannot unpack {}", rel.display()))?;
-        let done = read.get();
-        if done > reported + size / 100 {
-            reported = done;
-            pb.set(done, "");
-        }
-    }
-    pb.finish();
-    Ok(())
-}
-
-/// Counts the compressed bytes read, for the unpack progress.
-struct CountingReader<R> {
-    inner: R,
-    read: Rc<Cell<u64>>,
-}
-
-impl<R: std::io::Read> std::io::Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.set(self.read.get() + n as u64);
-        Ok(n)
-    }
-}
-
 /// Where the work tree stands relative to `base` and the series folder.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TreeState {
@@ -244,130 +88,6 @@ fn head(tree: &Path) -> Result<String> {
 
 fn stamp_path(tree: &Path) -> PathBuf {
     tree.join(".git").join("lab-applied")
-}
-
-/// Writes the commits after `base` as format-patch files into `dir`, and
-/// returns their file names in order.
-fn format_patches(tree: &Path, dir: &Path, tip: &str) -> Result<Vec<String>> {
-    fs::create_dir_all(dir)?;
-    let out = cmd::output(
-        git(tree)
-            .args(["format-patch", "--zero-commit", "--no-numbered", "--no-signature", "--no-cover-letter"])
-            .args(["--abbrev=12", "--no-color", "--encode-email-headers", "-o"])
-            .arg(dir)
-            .arg(format!("{BASE_TAG}..{tip}")),
-    )?;
-    Ok(out
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| Path::new(l).file_name().unwrap_or_default().to_string_lossy().into_owned())
-        .collect())
-}
-
-/// What makes a patch the same patch: its change, as `git patch-id
-/// --verbatim` sees it (index lines and hunk offsets do not count;
-/// whitespace does), its author and its message.
-#[derive(Debug, PartialEq, Eq)]
-pub struct PatchIdentity {
-    pub patch_id: String,
-    pub author: String,
-    pub message: String,
-}
-
-/// `git patch-id --verbatim` (a stable sum of the file diffs, which keeps
-/// whitespace) of format-patch text holding one or more patches, in order.
-fn patch_ids(tree: &Path, text: &[u8]) -> Result<Vec<String>> {
-    use std::io::Write as _;
-    let mut child = git(tree)
-        .args(["patch-id", "--verbatim"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("cannot run git patch-id")?;
-    let mut stdin = child.stdin.take().context("git patch-id's input")?;
-    let input = text.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output()?;
-    writer.join().map_err(|_| anyhow!("git patch-id's writer panicked"))??;
-    if !out.status.success() {
-        bail!("git patch-id failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
-        .collect())
-}
-
-/// The identity of a format-patch file: its patch-id, and its author and
-/// message as `git mailinfo` reads the mail (headers decoded, `[PATCH]`
-/// dropped, notes after `---` left out). The tree's commits are compared
-/// through their own export, so both sides are read the same way.
-pub fn file_identity(tree: &Path, patch: &Path, scratch: &Path) -> Result<PatchIdentity> {
-    let bytes = fs::read(patch).with_context(|| format!("cannot read {}", patch.display()))?;
-    let patch_id = patch_ids(tree, &bytes)?
-        .into_iter()
-        .next()
-        .with_context(|| format!("{} holds no patch git patch-id can read", patch.display()))?;
-    fs::create_dir_all(scratch)?;
-    let (msg, diff) = (scratch.join("msg"), scratch.join("patch"));
-    let out = git(tree)
-        .args(["mailinfo", "-u"])
-        .arg(&msg)
-        .arg(&diff)
-        .stdin(fs::File::open(patch)?)
-        .output()
-        .context("cannot run git mailinfo")?;
-    if !out.status.success() {
-        bail!("git mailinfo cannot read {}: {}", patch.display(), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    let info = String::from_utf8_lossy(&out.stdout);
-    let field = |k: &str| info.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("").trim().to_string();
-    let author = format!("{} <{}>", field("Author: "), field("Email: "));
-    let body = fs::read_to_string(&msg).unwrap_or_default();
-    let message = normalise_message(&format!("{}\n\n{body}", field("Subject: ")));
-    Ok(PatchIdentity { patch_id, author, message })
-}
-
-/// A message with trailing whitespace and blank lines at either end
-/// removed, so that git log's and git mailinfo's renderings compare equal.
-fn normalise_message(m: &str) -> String {
-    m.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
-}
-
-/// Whether the commits from `base` to `tip` in `tree` are `series` (the
-/// same patches, authors and messages, in order); if so, the names of the
-/// stored files an export would rewrite (index lines, hunk offsets).
-/// `scratch` is a folder of its own, removed afterwards.
-fn same_series(tree: &Path, tip: &str, series: &[PathBuf], scratch: &Path) -> Result<Option<Vec<String>>> {
-    let _ = fs::remove_dir_all(scratch);
-    let exported = scratch.join("export");
-    let names = format_patches(tree, &exported, tip)?;
-    // format-patch leaves out merges: such a tree is no series of patches.
-    let commits: usize =
-        cmd::output(git(tree).args(["rev-list", "--count", &format!("{BASE_TAG}..{tip}")]))?.trim().parse()?;
-    let mut same = names.len() == commits && names.len() == series.len();
-    if same {
-        for (n, p) in names.iter().zip(series) {
-            if file_identity(tree, &exported.join(n), scratch)? != file_identity(tree, p, scratch)? {
-                same = false;
-                break;
-            }
-        }
-    }
-    let stale = same.then(|| {
-        names
-            .iter()
-            .zip(series)
-            .filter(|(n, p)| {
-                p.file_name().is_none_or(|f| f.to_string_lossy() != **n)
-                    || fs::read(exported.join(n)).ok() != fs::read(p).ok()
-            })
-            .map(|(n, _)| n.clone())
-            .collect()
-    });
-    let _ = fs::remove_dir_all(scratch);
-    Ok(stale)
 }
 
 /// The commit of the work tree of `base` that holds its series as
@@ -533,73 +253,6 @@ pub fn mail_subject(mail: &str) -> Option<String> {
     })
 }
 
-/// One hunk that `git apply` could not place.
-#[derive(Debug, PartialEq, Eq)]
-pub struct FailedHunk {
-    pub file: String,
-    /// The hunk's `@@ -a,b +c,d @@ context` line.
-    pub header: String,
-    /// The hunk's lines, as in the patch.
-    pub body: String,
-}
-
-/// Finds the hunks named by `git apply --check --verbose` output
-/// (`error: patch failed: FILE:LINE`, `error: FILE: does not exist in index`).
-pub fn failing_hunks(apply_stderr: &str, patch: &Path) -> Vec<FailedHunk> {
-    let text = fs::read_to_string(patch).unwrap_or_default();
-    let mut out = Vec::new();
-    for line in apply_stderr.lines() {
-        if let Some(rest) = line.strip_prefix("error: patch failed: ") {
-            let Some((file, lno)) = rest.rsplit_once(':') else { continue };
-            let lno: u64 = lno.trim().parse().unwrap_or(0);
-            if let Some((header, body)) = find_hunk(&text, file, lno) {
-                out.push(FailedHunk { file: file.to_string(), header, body });
-            } else {
-                out.push(FailedHunk { file: file.to_string(), header: format!("at line {lno}"), body: String::new() });
-            }
-        } else if let Some(rest) = line.strip_prefix("error: ") {
-            if let Some(file) = rest
-                .strip_suffix(": does not exist in index")
-                .or_else(|| rest.strip_suffix(": No such file or directory"))
-            {
-                out.push(FailedHunk {
-                    file: file.to_string(),
-                    header: "(the file does not exist in the tree)".into(),
-                    body: String::new(),
-                });
-            }
-        }
-    }
-    out
-}
-
-fn find_hunk(patch: &str, file: &str, old_start: u64) -> Option<(String, String)> {
-    let mut in_file = false;
-    let mut lines = patch.lines().peekable();
-    while let Some(l) = lines.next() {
-        if let Some(rest) = l.strip_prefix("diff --git a/") {
-            in_file = rest.split(" b/").next() == Some(file);
-            continue;
-        }
-        if in_file && l.starts_with("@@ -") {
-            let start: u64 = l[4..].split([',', ' ']).next()?.parse().ok()?;
-            if start == old_start {
-                let mut body = String::new();
-                while let Some(b) = lines.peek() {
-                    if b.starts_with("@@") || b.starts_with("diff --git") || b.starts_with("-- ") {
-                        break;
-                    }
-                    body.push_str(b);
-                    body.push('\n');
-                    lines.next();
-                }
-                return Some((l.to_string(), body));
-            }
-        }
-    }
-    None
-}
-
 /// A `git am` that stopped, or uncommitted changes: work in the tree that no
 /// commit holds yet.
 fn unfinished(tree: &Path) -> Result<Option<TreeState>> {
@@ -680,74 +333,4 @@ pub fn export(layout: &Layout, base: Base) -> Result<Vec<String>> {
     let _ = fs::remove_dir_all(&tmp);
     fs::write(stamp_path(&tree), head(&tree)?)?;
     Ok(changed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debians_ignore_all_rule_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let gi = dir.path().join(".gitignore");
-        let upstream = "*.o\n\n# Rust analyzer configuration\n/rust-project.json\n";
-        fs::write(&gi, format!("{upstream}{DEBIAN_IGNORE_ALL}")).unwrap();
-        assert!(drop_debian_ignore_rule(&gi).unwrap());
-        assert_eq!(fs::read_to_string(&gi).unwrap(), upstream);
-        // Upstream's own file is left alone.
-        assert!(!drop_debian_ignore_rule(&gi).unwrap());
-        assert_eq!(fs::read_to_string(&gi).unwrap(), upstream);
-    }
-
-    /// A git repository with a `base` tag and one commit after it, that
-    /// commit's format-patch file, and a scratch folder.
-    fn one_patch_tree(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-        let tree = dir.join("linux");
-        fs::create_dir_all(&tree).unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("git")
-                .arg("-C")
-                .arg(&tree)
-                .args(["-c", "user.name=Lab Test", "-c", "user.email=lab@example.org"])
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        run(&["init", "-q", "-b", "main"]);
-        fs::write(tree.join("memory.c"), "int a;\n").unwrap();
-        run(&["add", "memory.c"]);
-        run(&["commit", "-q", "-m", "base"]);
-        run(&["tag", BASE_TAG]);
-        fs::write(tree.join("memory.c"), "int a;\nint b;\n").unwrap();
-        run(&["commit", "-q", "-a", "-m", "mm: add b", "-m", "Because."]);
-        let names = format_patches(&tree, &dir.join("patches"), "HEAD").unwrap();
-        (tree, dir.join("patches").join(&names[0]), dir.join("scratch"))
-    }
-
-    #[test]
-    fn a_commit_holds_the_series_while_its_patches_are_the_stored_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tree, patch, scratch) = one_patch_tree(dir.path());
-        let head = head(&tree).unwrap();
-        assert_eq!(same_series(&tree, &head, std::slice::from_ref(&patch), &scratch).unwrap(), Some(vec![]));
-        // The base holds no patch; a series of two is not a series of one.
-        assert_eq!(same_series(&tree, BASE_TAG, std::slice::from_ref(&patch), &scratch).unwrap(), None);
-        assert_eq!(same_series(&tree, &head, &[patch.clone(), patch.clone()], &scratch).unwrap(), None);
-        // A stored patch whose message moved on is another patch.
-        let text = fs::read_to_string(&patch).unwrap().replace("Because.", "Because of the walk.");
-        fs::write(&patch, text).unwrap();
-        assert_eq!(same_series(&tree, &head, std::slice::from_ref(&patch), &scratch).unwrap(), None);
-        assert!(!scratch.exists(), "the scratch folder is left behind");
-    }
-
-    #[test]
-    fn hunks_are_found_by_file_and_line() {
-        let patch = "diff --git a/mm/a.c b/mm/a.c\n--- a/mm/a.c\n+++ b/mm/a.c\n@@ -3,2 +3,2 @@ f\n x\n-y\n+z\n\
-                     diff --git a/mm/b.c b/mm/b.c\n--- a/mm/b.c\n+++ b/mm/b.c\n@@ -3,2 +3,2 @@ g\n p\n-q\n+r\n";
-        let (header, body) = find_hunk(patch, "mm/b.c", 3).unwrap();
-        assert_eq!(header, "@@ -3,2 +3,2 @@ g");
-        assert_eq!(body, " p\n-q\n+r\n");
-        assert!(find_hunk(patch, "mm/b.c", 4).is_none());
-    }
 }
