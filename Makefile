@@ -99,8 +99,8 @@ check: lab
 bench: lab
 	$(LAB) bench --base $(BASE)
 
-# The series as mail under build/$(BASE)/send/ (a dry run of git
-# send-email); SEND=1 sends it with your git send-email configuration.
+# The series as mail under build/$(BASE)/send/mail, prepared with b4;
+# SEND=1 sends it with b4 and your git configuration (b4 asks first).
 send: lab
 	$(LAB) send --base $(BASE) $(if $(filter 1,$(SEND)),--really)
 

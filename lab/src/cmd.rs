@@ -49,7 +49,18 @@ pub fn output(cmd: &mut Command) -> Result<String> {
 ///
 /// On failure the error names the log and quotes the first lines that
 /// look like errors.
-pub fn run_logged(cmd: &mut Command, log: &Path, mut on_line: impl FnMut(&str)) -> Result<()> {
+pub fn run_logged(cmd: &mut Command, log: &Path, on_line: impl FnMut(&str)) -> Result<()> {
+    run_logged_with_input(cmd, Stdio::null(), log, on_line)
+}
+
+/// As [`run_logged`], with `input` as the command's standard input (an
+/// answer to a question it asks).
+pub fn run_logged_with_input(
+    cmd: &mut Command,
+    input: impl Into<Stdio>,
+    log: &Path,
+    mut on_line: impl FnMut(&str),
+) -> Result<()> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -63,7 +74,7 @@ pub fn run_logged(cmd: &mut Command, log: &Path, mut on_line: impl FnMut(&str)) 
     let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let writer2 = writer.try_clone()?;
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(input)
         .stdout(writer)
         .stderr(writer2)
         .spawn()

@@ -93,29 +93,19 @@ pub fn read_cover(cover_file: &Path) -> Result<Cover> {
     parse_cover(&text).with_context(|| format!("in {}", cover_file.display()))
 }
 
-/// `git format-patch --cover-letter --base` of the series into `dir`,
-/// signed off by `from` if given, the cover letter filled with `cover`;
-/// returns the files in order, the cover letter first.
-pub fn format_patch(tree: &Path, dir: &Path, cover: &Cover, from: Option<&str>) -> Result<Vec<PathBuf>> {
+/// `git format-patch --cover-letter --base` of the series into `dir`, the
+/// cover letter filled with `cover`; returns the files in order, the cover
+/// letter first. (The kept copy in patches/; b4 writes the mail.)
+pub fn format_patch(tree: &Path, dir: &Path, cover: &Cover) -> Result<Vec<PathBuf>> {
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir)?;
     let mut c = git(tree);
-    // No To, Cc or threading from the developer's format.* configuration:
-    // the lab adds the recipients, and send-email threads.
-    c.args(["format-patch", "--cover-letter", "--no-signature", "--encode-email-headers"])
+    // No To, Cc or threading from the developer's format.* configuration;
+    // the kept copy does not depend on the commits' hashes.
+    c.args(["format-patch", "--cover-letter", "--no-signature", "--encode-email-headers", "--zero-commit"])
         .args(["--no-to", "--no-cc", "--no-thread"])
         .arg(format!("--base={BASE_TAG}"))
         .arg(format!("--subject-prefix={}", cover.prefix));
-    match from {
-        Some(from) => {
-            let (name, email) = split_ident(from)?;
-            c.arg("--signoff").env("GIT_COMMITTER_NAME", name).env("GIT_COMMITTER_EMAIL", email);
-        }
-        // The kept copy does not depend on the commits' hashes.
-        None => {
-            c.arg("--zero-commit");
-        }
-    }
     let out = cmd::output(c.arg("-o").arg(dir).arg(format!("{BASE_TAG}..HEAD")))?;
     let files: Vec<PathBuf> = out.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
     let Some(first) = files.first() else { bail!("the series is empty: nothing to send") };
@@ -128,7 +118,7 @@ pub fn format_patch(tree: &Path, dir: &Path, cover: &Cover, from: Option<&str>) 
 /// series. `None` if only its date would change.
 pub fn refresh_cover_letter(tree: &Path, cover_file: &Path, scratch: &Path) -> Result<Option<String>> {
     let cover = read_cover(cover_file)?;
-    let files = format_patch(tree, scratch, &cover, None)?;
+    let files = format_patch(tree, scratch, &cover)?;
     let new = fs::read_to_string(&files[0])?;
     let _ = fs::remove_dir_all(scratch);
     let undated = |t: &str| t.lines().filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\n");

@@ -3,6 +3,7 @@
 //! the mm selftests in the guest.
 
 pub mod arch;
+pub mod b4;
 pub mod backport;
 pub mod base;
 pub mod baseline;

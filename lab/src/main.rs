@@ -147,17 +147,18 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         rounds: u32,
     },
-    /// Write the base's series as mail (format-patch with the cover letter,
-    /// base and To/Cc from get_maintainer.pl) under build/<base>/send/ and
-    /// show what `git send-email` would send.
+    /// Prepare the base's series with b4 (its cover letter from
+    /// patches/<base>/, To/Cc from get_maintainer.pl) and write it as mail
+    /// under build/<base>/send/mail, showing who each message goes to.
     Send {
         #[command(flatten)]
         base: OneBase,
-        /// Send it, with your git send-email configuration.
+        /// Send it with `b4 send` and your git configuration (b4 asks first).
         #[arg(long, conflicts_with = "loopback")]
         really: bool,
-        /// Send it to a mail server of the lab's own on 127.0.0.1, apply what
-        /// arrives to base with `git am` and compare the trees.
+        /// Send a fresh b4 branch of it to a mail server of the lab's own on
+        /// 127.0.0.1, apply what arrives to base with `git am` and compare
+        /// the trees.
         #[arg(long)]
         loopback: bool,
     },

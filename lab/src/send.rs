@@ -1,18 +1,18 @@
-//! `make send`: the series as the mail that goes to linux-mm.
+//! `make send`: the series as the mail that goes to linux-mm, through b4
+//! ([`crate::b4`]).
 //!
-//! `git format-patch --cover-letter --base` writes the series with a
-//! Signed-off-by from the sender's git identity. The cover letter takes its
-//! subject and text from `patches/<base>/0000-cover-letter.patch`, and its
-//! shortlog, diffstat and base-commit from the series as it is. Each mail
-//! gets To and Cc from get_maintainer.pl; the cover letter goes to everyone
-//! any patch goes to.
-//!
-//! `git send-email` is the build root's. Without `--really` it is a dry run
-//! (`git send-email --dry-run`). With
-//! `--loopback` it sends for real, to a mail server of its own on 127.0.0.1
-//! ([`crate::smtp`]), then applies what arrived with `git am` on a fresh
-//! checkout of `base` and checks that the result is the tree's, byte for
-//! byte.
+//! b4 keeps the series on a prep branch in build/<base>/send/repo: the
+//! cover letter (from `patches/<base>/0000-cover-letter.patch`), To and Cc
+//! from get_maintainer.pl (`b4 prep --auto-to-cc`: every message goes to
+//! everyone, the cover letter also to the patches' own `Cc:` trailers), the
+//! change-id and the revision. Without `--really`, `b4 send -o` writes the
+//! messages to build/<base>/send/mail (which `git send-email` can send as
+//! well); with it, `b4 send` sends them with the developer's git
+//! configuration (sendemail.*), asking first, and rerolls to the next
+//! revision. With `--loopback` a fresh prep branch is sent for real, to a
+//! mail server of its own on 127.0.0.1 ([`crate::smtp`]); what arrived must
+//! reach everyone get_maintainer.pl names, and `git am` of it on a fresh
+//! checkout of `base` must give the tree's commits, byte for byte.
 
 use anyhow::{bail, Context, Result};
 use regex::Regex;
@@ -21,157 +21,109 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::LazyLock;
 
+use crate::b4::Prep;
 use crate::base::Base;
 use crate::cmd;
-use crate::cover::{format_patch, header, read_cover, split_ident, split_mail};
+use crate::cover::{header, read_cover, split_mail, Cover};
 use crate::git::{self, git, series_files, tree_id, BASE_TAG};
 use crate::layout::Layout;
-use crate::maintainers::{self, union, Maintainers, Recipients};
+use crate::maintainers::{self, union, Maintainers};
 use crate::root::Root;
 use crate::smtp;
 use crate::tree::COVER_LETTER;
 
-/// Adds To and Cc headers, one address per line, at the end of a mail's
-/// header block.
-pub fn add_recipients(mail: &str, r: &Recipients) -> String {
-    let (headers, body) = split_mail(mail);
-    let mut s = headers.to_string();
-    for a in &r.to {
-        s.push_str(&format!("To: {a}\n"));
-    }
-    for a in &r.cc {
-        s.push_str(&format!("Cc: {a}\n"));
-    }
-    s.push('\n');
-    s.push_str(body);
-    s
-}
-
-/// The series as mail: the files in sending order (cover letter first) and
-/// each one's recipients.
-pub struct Series {
-    pub files: Vec<PathBuf>,
-    pub recipients: Vec<Recipients>,
-}
-
 /// The identity the loopback round trip sends as when git has none.
 pub const LOOPBACK_SENDER: &str = "lab round trip <lab@localhost>";
 
-/// Writes the series from `base` to the tree's HEAD as mail into `dir`,
-/// signed off by `from` (`Name <address>`).
-pub fn format(tree: &Path, cover_file: &Path, dir: &Path, from: &str, maintainers: Maintainers<'_>) -> Result<Series> {
-    let cover = read_cover(cover_file)?;
-    let files = format_patch(tree, dir, &cover, Some(from))?;
-    let Some((first, patches)) = files.split_first() else { bail!("the series is empty: nothing to send") };
-    let mut recipients = Vec::new();
-    for p in patches {
-        recipients.push(maintainers(p).with_context(|| format!("get_maintainer.pl on {}", p.display()))?);
-    }
-    let all = union(&recipients);
-    fs::write(first, add_recipients(&fs::read_to_string(first)?, &all))?;
-    for (p, r) in patches.iter().zip(&recipients) {
-        fs::write(p, add_recipients(&fs::read_to_string(p)?, r))?;
-    }
-    recipients.insert(0, all);
-    Ok(Series { files, recipients })
-}
-
-/// `git send-email` (the root's) for `files`, from `from`, with the
-/// developer's own configuration (SMTP server, identity: their home is
-/// shared with the root for it) unless `isolated`.
-fn send_email(root: &Root, tree: &Path, from: &str, files: &[PathBuf], isolated: bool) -> Result<Command> {
-    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_dir() && !isolated);
-    let mut c = match &home {
-        Some(h) => {
-            let mut shared = root.shared.clone();
-            shared.push(h.clone());
-            let mut c = Root::new(&root.dir, shared).command("git");
-            c.env("HOME", h);
-            c
-        }
-        None => root.command("git"),
-    };
-    c.arg("-C").arg(tree);
-    if isolated {
-        let (name, email) = split_ident(from)?;
-        c.env("GIT_CONFIG_GLOBAL", "/dev/null").env("GIT_CONFIG_NOSYSTEM", "1");
-        // send-email asks git for an identity, which the global
-        // configuration would have given.
-        for who in ["AUTHOR", "COMMITTER"] {
-            c.env(format!("GIT_{who}_NAME"), name).env(format!("GIT_{who}_EMAIL"), email);
-        }
-    }
-    // Each mail goes to its own To/Cc headers (the cover letter to
-    // everyone), as format() wrote them.
-    c.args(["send-email", "--confirm=never", "--no-annotate", "--no-format-patch"]);
-    c.arg(format!("--from={from}"));
-    c.args(files);
-    c.env("GIT_TERMINAL_PROMPT", "0");
-    // The lab reads send-email's "Result:" and "error:" lines, which it
-    // translates.
-    c.env("LC_ALL", "C").env("LANGUAGE", "C");
-    Ok(c)
-}
-
 /// What a round trip received, checked against what was sent.
+#[derive(Debug)]
 pub struct RoundTrip {
     pub messages: usize,
     pub recipients: usize,
     pub tree: String,
 }
 
-/// Sends `series` to a server on loopback, applies what arrived to a fresh
-/// checkout of `base` and checks that the result is `tree`'s HEAD.
+/// Prepares a fresh b4 branch of `commit` with `cover` in `work`, sends it
+/// with `b4 send` to a server on loopback, checks that each message reached
+/// everyone `maintainers` names for any patch, applies what arrived to a
+/// fresh checkout of `base` and checks that the result is `commit`.
 ///
-/// `work` holds the received messages, the logs and the checkout (removed
-/// after a match).
-pub fn round_trip(root: &Root, tree: &Path, from: &str, series: &Series, work: &Path) -> Result<RoundTrip> {
-    let server = smtp::Server::start()?;
+/// `work` holds the send repository, the received messages, the logs and
+/// the checkout (removed after a match).
+pub fn round_trip(
+    root: &Root,
+    tree: &Path,
+    commit: &str,
+    cover: &Cover,
+    from: &str,
+    work: &Path,
+    maintainers: Maintainers<'_>,
+) -> Result<RoundTrip> {
     let _ = fs::remove_dir_all(work);
     fs::create_dir_all(work)?;
-    let log = work.join("send-email.log");
-    eprintln!(
-        "lab: git send-email: {} messages to 127.0.0.1:{} (log: {})",
-        series.files.len(),
-        server.port(),
-        log.display()
-    );
-    let mut c = send_email(root, tree, from, &series.files, true)?;
-    c.args(["--smtp-server=127.0.0.1", "--smtp-encryption=none"]);
-    c.arg(format!("--smtp-server-port={}", server.port()));
-    cmd::run_logged(&mut c, &log, |_| {}).context("git send-email could not deliver the series on loopback")?;
+    let prep = Prep::prepare(root, tree, &work.join("repo"), commit, cover, from)?;
+    let mail = prep.write_mail(&work.join("mail"), &work.join("b4-send-o.log"))?;
+    let Some((_, patches)) = mail.split_first() else { bail!("b4 wrote no message") };
+    let mut wanted = Vec::new();
+    for p in patches {
+        wanted.push(maintainers(p).with_context(|| format!("get_maintainer.pl on {}", p.display()))?);
+    }
+    let wanted = union(&wanted);
+
+    let server = smtp::Server::start()?;
+    let log = work.join("b4-send.log");
+    eprintln!("lab: b4 send: {} messages to 127.0.0.1:{} (log: {})", mail.len(), server.port(), log.display());
+    let port = server.port().to_string();
+    // The lab's own checks (make check) stand for b4's pre-flight ones.
+    let mut c = prep.command_with_config(&[
+        ("sendemail.smtpserver", "127.0.0.1"),
+        ("sendemail.smtpserverport", &port),
+        ("b4.prep-pre-flight-checks", "disable-all"),
+    ]);
+    c.args(["send", "--no-sign"]);
+    // b4 asks before it sends: the answer is on its input.
+    let answer = work.join("answer");
+    fs::write(&answer, "\n")?;
+    cmd::run_logged_with_input(&mut c, fs::File::open(&answer)?, &log, |_| {})
+        .context("b4 send could not deliver the series on loopback")?;
 
     let got = server.received();
-    if got.len() != series.files.len() {
-        bail!("sent {} messages, the server received {} (log: {})", series.files.len(), got.len(), log.display());
+    if got.len() != mail.len() {
+        bail!("b4 wrote {} messages, the server received {} (log: {})", mail.len(), got.len(), log.display());
     }
     let inbox = work.join("received");
     fs::create_dir_all(&inbox)?;
     let mut mails = Vec::new();
     let mut rcpts = 0;
-    for (i, (m, want)) in got.iter().zip(&series.recipients).enumerate() {
-        let text = String::from_utf8_lossy(&m.data).replace("\r\n", "\n");
+    let mut all_trailers = Vec::new();
+    let texts: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(&m.data).replace("\r\n", "\n")).collect();
+    for text in texts.iter().skip(1) {
+        all_trailers.extend(trailer_addresses(split_mail(text).1));
+    }
+    for (i, (m, text)) in got.iter().zip(&texts).enumerate() {
         let file = inbox.join(format!("{i:04}.eml"));
-        fs::write(&file, &text)?;
-        let subject = header(split_mail(&text).0, "Subject").unwrap_or_default();
+        fs::write(&file, text)?;
+        let subject = header(split_mail(text).0, "Subject").unwrap_or_default();
         let n = SUBJECT_NUMBER.captures(&subject).map(|c| c[1].parse::<usize>().unwrap_or(usize::MAX));
         if n != Some(i) {
             bail!("message {i} arrived out of order or without its number: `{subject}` ({})", file.display());
         }
-        // The envelope is exactly the mail's get_maintainer.pl recipients,
-        // plus what send-email adds by default: the sender and the
-        // addresses of the mail's own trailers (Signed-off-by, other -by:
-        // tags, Cc: such as `Cc: stable@vger.kernel.org`).
-        let wanted: Vec<&str> = want.to.iter().chain(&want.cc).map(|a| address(a)).collect();
-        for addr in &wanted {
+        // Every message goes to everyone get_maintainer.pl names for any
+        // patch; besides, b4 adds the addresses of a patch's own trailers
+        // (Cc: stable@..., Signed-off-by) to that patch and to the cover
+        // letter, and may add the sender.
+        let want: Vec<&str> = wanted.to.iter().chain(&wanted.cc).map(|a| address(a)).collect();
+        for addr in &want {
             if !m.rcpt.iter().any(|r| r.eq_ignore_ascii_case(addr)) {
                 bail!("`{subject}` did not go to {addr} (it went to {}; {})", m.rcpt.join(", "), file.display());
             }
         }
-        let named: Vec<&str> = trailer_addresses(split_mail(&text).1).chain([address(from)]).collect();
-        if let Some(extra) = m.rcpt.iter().find(|r| !wanted.iter().chain(&named).any(|a| a.eq_ignore_ascii_case(r))) {
+        let own: Vec<&str> =
+            if i == 0 { all_trailers.clone() } else { trailer_addresses(split_mail(text).1).collect() };
+        let named: Vec<&str> = own.into_iter().chain([address(from)]).collect();
+        if let Some(extra) = m.rcpt.iter().find(|r| !want.iter().chain(&named).any(|a| a.eq_ignore_ascii_case(r))) {
             bail!(
-                "`{subject}` also went to {extra}, whom neither get_maintainer.pl nor the mail's own trailers \
+                "`{subject}` also went to {extra}, whom neither get_maintainer.pl nor the series' own trailers \
                  name ({})",
                 file.display()
             );
@@ -185,7 +137,7 @@ pub fn round_trip(root: &Root, tree: &Path, from: &str, series: &Series, work: &
     let checkout = work.join("base");
     eprintln!("lab: checking out base in {} and applying the {} patches received", checkout.display(), mails.len());
     sparse_checkout(tree, &checkout).context("cannot check out base for the round trip")?;
-    let res = apply_and_compare(tree, &checkout, &mails, from, work);
+    let res = apply_and_compare(tree, commit, &checkout, &mails, work);
     if res.is_ok() {
         let _ = fs::remove_dir_all(&checkout);
     }
@@ -213,10 +165,9 @@ fn sparse_checkout(tree: &Path, dir: &Path) -> Result<()> {
 /// `[PATCH RFC 03/15]`: the number.
 static SUBJECT_NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\[.*?(\d+)/\d+\]").expect("valid regex"));
 
-/// The address in `Name <address>`.
-/// The addresses git send-email copies from a mail's body by default
-/// (`--suppress-cc` unset): those of `Cc:` lines and of `*-by:` trailers
-/// such as Signed-off-by and Reviewed-by.
+/// The addresses of a mail body's trailers that b4 (like git send-email)
+/// copies into the recipients: those of `Cc:` lines and of `*-by:`
+/// trailers such as Signed-off-by and Reviewed-by.
 fn trailer_addresses(body: &str) -> impl Iterator<Item = &str> {
     body.lines()
         .filter_map(|l| {
@@ -239,50 +190,48 @@ fn address(a: &str) -> &str {
 }
 
 /// Each commit's author and message after `base`, in order. (Not the
-/// date: git send-email dates each mail when it sends it, and git am takes
-/// the author date from the mail.)
-fn commits(repo: &Path) -> Result<Vec<String>> {
+/// date: b4 dates each mail when it sends it, and git am takes the author
+/// date from the mail.)
+fn commits(repo: &Path, tip: &str) -> Result<Vec<String>> {
     let out =
-        cmd::output(git(repo).args(["log", "--reverse", "--format=%an <%ae>%n%B%x00", &format!("{BASE_TAG}..HEAD")]))?;
+        cmd::output(git(repo).args(["log", "--reverse", "--format=%an <%ae>%n%B%x00", &format!("{BASE_TAG}..{tip}")]))?;
     Ok(out.split('\0').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect())
 }
 
 /// Applies `mails` in order to `checkout` (at `base`) and checks that the
-/// result is `tree`'s HEAD: the same tree object, and each commit with the
-/// same author and message, but for `from`'s added sign-off. Returns
-/// the tree's hash.
-fn apply_and_compare(tree: &Path, checkout: &Path, mails: &[PathBuf], from: &str, work: &Path) -> Result<String> {
+/// result is `commit` of `tree`: the same tree object, and each commit
+/// with the same author and message. Returns the tree's hash.
+fn apply_and_compare(tree: &Path, commit: &str, checkout: &Path, mails: &[PathBuf], work: &Path) -> Result<String> {
     let log = work.join("am.log");
     let mut am = git(checkout);
     am.args(["-c", "user.name=lab round trip", "-c", "user.email=lab@localhost", "am", "--quiet"]).args(mails);
     cmd::run_logged(&mut am, &log, |_| {}).context("the received mail does not apply to base with git am")?;
-    let want = tree_id(tree, "HEAD")?;
+    let want = tree_id(tree, commit)?;
     let got = tree_id(checkout, "HEAD")?;
     if want != got {
-        let stat = cmd::output(git(tree).args(["diff", "--stat", "HEAD", &got])).unwrap_or_default();
+        let stat = cmd::output(git(tree).args(["diff", "--stat", commit, &got])).unwrap_or_default();
         bail!(
             "the received series applies, but its tree {got} is not the lab's {want}:\n{stat}checkout kept in {}",
             checkout.display()
         );
     }
-    let (sent, applied) = (commits(tree)?, commits(checkout)?);
+    let (sent, applied) = (commits(tree, commit)?, commits(checkout, "HEAD")?);
     if sent.len() != applied.len() {
         bail!("{} commits were sent, {} applied (checkout kept in {})", sent.len(), applied.len(), checkout.display());
     }
-    let signoff = format!("Signed-off-by: {from}");
     for (s, a) in sent.iter().zip(&applied) {
-        let resigned = format!("{s}\n{signoff}");
-        if a != s && *a != resigned {
+        if a != s {
             bail!("a commit changed on the way (checkout kept in {}):\nsent:\n{s}\napplied:\n{a}", checkout.display());
         }
     }
     Ok(got)
 }
 
-/// `lab send`: writes the mail under build/send/, then a dry run, a real
-/// send with the developer's git configuration (`really`), or the loopback
-/// round trip. The caller has brought the tree up to date with patches/
-/// (`pipeline::prepare`, which refuses a dirty or diverged tree).
+/// `lab send`: the mail under build/<base>/send/mail, then nothing more
+/// (a dry run), `b4 send` with the developer's git configuration
+/// (`really`), or the loopback round trip. The caller has brought the tree
+/// up to date with patches/ (`pipeline::prepare_base`, which refuses a
+/// dirty or diverged tree).
 pub fn run(layout: &Layout, root: &Root, base: Base, really: bool, loopback: bool) -> Result<bool> {
     let tree = layout.tree(base);
     if crate::tree::read_series(&layout.patches(base))?.is_empty() {
@@ -293,92 +242,85 @@ pub fn run(layout: &Layout, root: &Root, base: Base, really: bool, loopback: boo
         Some(s) => s,
         None if loopback => LOOPBACK_SENDER.to_string(),
         None => bail!(
-            "git has no identity to sign off and send with: set it with \
+            "git has no identity to send with: set it with \
              `git config --global user.name 'Your Name'` and `git config --global user.email you@example.org`"
         ),
     };
     let dir = layout.base_dir(base).join("send");
-    let gm = maintainers::lookup(root, &tree);
-    let series = format(&tree, &layout.patches(base).join(COVER_LETTER), &dir.join("mail"), &from, &gm)?;
-    for (f, r) in series.files.iter().zip(&series.recipients) {
-        let text = fs::read_to_string(f)?;
-        let subject = header(split_mail(&text).0, "Subject").unwrap_or_default();
-        println!("{subject}\n  To: {}\n  Cc: {}", r.to.join(", "), r.cc.join(", "));
-    }
-    println!("mail: {}", dir.join("mail").display());
+    let cover = read_cover(&layout.patches(base).join(COVER_LETTER))?;
+    let commit = cmd::output(git(&tree).args(["rev-parse", "HEAD"]))?.trim().to_string();
     if loopback {
-        let rt = round_trip(root, &tree, &from, &series, &dir.join("loopback"))?;
+        let gm = maintainers::lookup(root, &tree);
+        let rt = round_trip(root, &tree, &commit, &cover, &from, &dir.join("loopback"), &gm)?;
         println!(
-            "make send: round trip passed: {} messages through git send-email to 127.0.0.1, {} envelope \
-             recipients, git am on base gives tree {}, the lab's tree",
+            "make send: round trip passed: {} messages through b4 send to 127.0.0.1, {} envelope recipients \
+             (everyone get_maintainer.pl names, on every message), git am on base gives tree {}, the lab's tree",
             rt.messages, rt.recipients, rt.tree
         );
         return Ok(true);
     }
-    let mut c = send_email(root, &tree, &from, &series.files, false)?;
+    let prep = Prep::prepare(root, &tree, &dir.join("repo"), &commit, &cover, &from)?;
+    let files = prep.write_mail(&dir.join("mail"), &dir.join("b4-send-o.log"))?;
+    for f in &files {
+        let text = fs::read_to_string(f)?;
+        let headers = split_mail(&text).0;
+        let field = |k: &str| header(headers, k).unwrap_or_default();
+        println!("{}\n  To: {}\n  Cc: {}", field("Subject"), field("To"), field("Cc"));
+    }
+    let revision = prep.revision()?;
+    println!("mail: {} (b4 branch {} in {})", dir.join("mail").display(), crate::b4::BRANCH, prep.repo.display());
     if !really {
-        c.arg("--dry-run");
-    }
-    let log = dir.join("send-email.log");
-    let mut results = 0;
-    let mut error = None;
-    eprintln!("lab: git send-email{} (log: {})", if really { "" } else { " --dry-run" }, log.display());
-    cmd::run_logged(&mut c, &log, |l| {
-        results += usize::from(l.starts_with("Result: "));
-        if error.is_none() && l.starts_with("error:") {
-            error = Some(l.to_string());
-        }
-    })?;
-    // send-email quits with status 0 when it meets an address it cannot use
-    // and nobody is at the terminal to fix it.
-    if let Some(e) = error {
-        bail!("git send-email stopped: {e} (log: {})", log.display());
-    }
-    if results != series.files.len() {
-        bail!("git send-email handled {results} of {} messages (log: {})", series.files.len(), log.display());
-    }
-    if really {
-        println!("make send: sent {results} messages as {from}");
-    } else {
         println!(
-            "make send: dry run: git send-email accepted all {results} messages as {from}; \
-             `make send SEND=1` sends them with your git send-email configuration"
+            "make send: dry run: b4 wrote {} messages of v{revision} as {from}; `make send SEND=1` sends them \
+             with b4 and your git configuration (sendemail.*), asking first",
+            files.len()
         );
+        return Ok(true);
     }
+    // The developer's own configuration (SMTP server, patatt signing): their
+    // home is shared with the root for it, and b4 asks at the terminal.
+    let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_dir());
+    let mut c = prep.developer_command(home.as_deref());
+    c.arg("send");
+    let status = c.status().context("cannot run b4 send")?;
+    if !status.success() {
+        bail!("b4 send stopped ({status}): nothing was sent after its last \"Sent\" line");
+    }
+    println!("make send: b4 sent v{revision} as {from}; its branch is now at v{}", prep.revision()?);
     Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const KEPT: &str = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n\
-        From: A U Thor <a@example.org>\nDate: Thu, 26 Nov 2026 11:14:12 +0000\n\
-        Subject: [PATCH RFC 00/02] mm: a long title that git folds\n over two lines\n\n\
-        Why.\n\nWhat.\n\nA U Thor (2):\n  one\n  two\n\n a | 1 +\n";
+    use crate::maintainers::Recipients;
 
     #[test]
-    fn recipients_go_in_the_headers() {
-        let a = Recipients { to: vec!["M <m@x>".into()], cc: vec!["l@x".into()], lists: vec![] };
-        let m = add_recipients("From: me\nSubject: s\n\nbody\n\nmore\n", &a);
-        assert_eq!(m, "From: me\nSubject: s\nTo: M <m@x>\nCc: l@x\n\nbody\n\nmore\n");
+    fn addresses_and_the_trailers_that_add_recipients_are_read() {
         assert_eq!(address("M <m@x>"), "m@x");
         assert_eq!(address("stable@vger.kernel.org # 6.6.x"), "stable@vger.kernel.org");
         assert_eq!(address("<stable@vger.kernel.org> # 3.3.x: a1f84a3: sched: x"), "stable@vger.kernel.org");
-    }
-
-    #[test]
-    fn trailers_that_git_send_email_copies_are_found() {
         let body = "Why.\n\nThe fix: a -> b.\n\nFixes: 29a22b9e08d7 (\"mm: x\")\n\
                     Cc: stable@vger.kernel.org\nReviewed-by: R Ev <r@x>\nSigned-off-by: A U Thor <a@x>\n";
         let got: Vec<&str> = trailer_addresses(body).collect();
         assert_eq!(got, ["stable@vger.kernel.org", "r@x", "a@x"]);
     }
 
+    /// Stands for scripts/get_maintainer.pl as b4 runs it (the patch on its
+    /// input): maintainers with --nol, lists with --nom; the patch adding
+    /// `b` also has a keeper of its own.
+    const GET_MAINTAINER: &str = "#!/bin/sh\n\
+        patch=$(cat)\n\
+        case \"$*\" in\n\
+        *--nol*) echo '\"Bj\u{f6}rn M\" <m@example.org>'\n\
+                 case \"$patch\" in *'mm: add b'*) echo 'B Keeper <b@example.org>';; esac;;\n\
+        *--nom*) echo 'list@example.org';;\n\
+        esac\n";
+
     /// A repository with `base` and two commits, and a kept cover letter.
     fn fixture(dir: &Path) -> (PathBuf, PathBuf) {
         let repo = dir.join("repo");
-        fs::create_dir_all(&repo).unwrap();
+        fs::create_dir_all(repo.join("scripts")).unwrap();
         let g = |args: &[&str]| {
             cmd::output(
                 git(&repo)
@@ -390,11 +332,16 @@ mod tests {
         };
         g(&["init", "-q", "-b", "main"]);
         fs::write(repo.join("a"), "one\n").unwrap();
-        g(&["add", "a"]);
+        let gm = repo.join("scripts/get_maintainer.pl");
+        fs::write(&gm, GET_MAINTAINER).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&gm, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(repo.join("MAINTAINERS"), "THE REST\nL:\tlist@example.org\n").unwrap();
+        g(&["add", "a", "scripts", "MAINTAINERS"]);
         g(&["commit", "-q", "-m", "base"]);
         g(&["tag", BASE_TAG]);
         fs::write(repo.join("a"), "one\ntwo\n").unwrap();
-        // A fix for stable: git send-email copies its Cc: trailer.
+        // A fix for stable: b4 copies its Cc: trailer.
         g(&[
             "commit",
             "-q",
@@ -410,47 +357,55 @@ mod tests {
         (repo, cover)
     }
 
-    /// Everyone gets a non-ASCII maintainer and a list; the patch adding
-    /// `b` also its own maintainer, whom the other patch must not reach.
-    fn fixed(patch: &Path) -> Result<Recipients> {
-        let mut to = vec!["\"Bj\u{f6}rn M\" <m@example.org>".to_string()];
-        if patch.to_string_lossy().contains("add-b") {
-            to.push("B Keeper <b@example.org>".into());
-        }
+    const KEPT: &str = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n\
+        From: A U Thor <a@example.org>\nDate: Thu, 26 Nov 2026 11:14:12 +0000\n\
+        Subject: [PATCH RFC 00/02] mm: a long title that git folds\n over two lines\n\n\
+        Why.\n\nWhat.\n\nA U Thor (2):\n  one\n  two\n\n a | 1 +\n";
+
+    /// What the round trip holds b4's envelope to: everyone the stand-in
+    /// get_maintainer.pl names for any patch.
+    fn fixed(_: &Path) -> Result<Recipients> {
+        let to = vec!["\"Bj\u{f6}rn M\" <m@example.org>".to_string(), "B Keeper <b@example.org>".to_string()];
         Ok(Recipients { to, cc: vec!["list@example.org".into()], lists: vec![] })
     }
 
     #[test]
-    fn the_series_makes_a_round_trip_through_git_send_email() {
-        // The build root's git send-email, on a folder of the checkout
-        // (which the root shares).
+    fn the_series_makes_a_round_trip_through_b4() {
+        // The build root's b4, on a folder of the checkout (which the root
+        // shares).
         let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
         assert!(layout.root().join("usr/bin").is_dir(), "no build root: run `lab setup` (make test does) first");
         let scratch = layout.build.join("tmp");
         fs::create_dir_all(&scratch).unwrap();
         let dir = tempfile::tempdir_in(&scratch).unwrap();
         let root = Root::new(layout.root(), vec![layout.repo.clone()]);
-        let (repo, cover) = fixture(dir.path());
-        let series = format(&repo, &cover, &dir.path().join("mail"), "Sen Der <s@example.org>", &fixed).unwrap();
-        assert_eq!(series.files.len(), 3);
-        let first = fs::read_to_string(&series.files[0]).unwrap();
-        assert!(first.contains("Subject: [PATCH RFC 0/2] mm: a long title"), "{first}");
-        assert!(first.contains("\nWhy.\n\nWhat.\n\nA U Thor (2):\n  mm: add two\n  mm: add b\n"), "{first}");
-        assert!(first.contains("\nbase-commit: "), "{first}");
-        // Signed off by the sender, after the author's own sign-off.
-        let second = fs::read_to_string(&series.files[1]).unwrap();
-        assert!(second.contains("Signed-off-by: A U Thor <a@example.org>\nSigned-off-by: Sen Der <s@example.org>\n"));
-        let rt = round_trip(&root, &repo, "Sen Der <s@example.org>", &series, &dir.path().join("rt")).unwrap();
+        let (repo, cover_file) = fixture(dir.path());
+        let cover = read_cover(&cover_file).unwrap();
+        let head = cmd::output(git(&repo).args(["rev-parse", "HEAD"])).unwrap().trim().to_string();
+        let from = "Sen Der <s@example.org>";
+        let rt = round_trip(&root, &repo, &head, &cover, from, &dir.path().join("rt"), &fixed).unwrap();
         assert_eq!(rt.messages, 3);
         assert_eq!(rt.tree, tree_id(&repo, "HEAD").unwrap());
+        let first = fs::read_to_string(dir.path().join("rt/received/0000.eml")).unwrap();
+        assert!(first.contains("[PATCH RFC 0/2] mm: a long title"), "{first}");
+        assert!(first.contains("\nWhy.\n\nWhat.\n"), "{first}");
+        assert!(first.contains("\nbase-commit: ") && first.contains("\nchange-id: "), "{first}");
 
         // A mail that changes on the way is caught: drop the second patch's
         // change from what the checkout gets.
         let mails: Vec<PathBuf> = vec![dir.path().join("rt/received/0001.eml")];
         let checkout = dir.path().join("short");
         sparse_checkout(&repo, &checkout).unwrap();
-        let err =
-            apply_and_compare(&repo, &checkout, &mails, "Sen Der <s@example.org>", dir.path()).unwrap_err().to_string();
+        let err = apply_and_compare(&repo, &head, &checkout, &mails, dir.path()).unwrap_err().to_string();
         assert!(err.contains("is not the lab's"), "{err}");
+
+        // A maintainer b4 did not reach is caught.
+        let more = |p: &Path| -> Result<Recipients> {
+            let mut r = fixed(p)?;
+            r.cc.push("nobody@example.org".into());
+            Ok(r)
+        };
+        let err = round_trip(&root, &repo, &head, &cover, from, &dir.path().join("rt2"), &more).unwrap_err();
+        assert!(format!("{err:#}").contains("did not go to nobody@example.org"), "{err:#}");
     }
 }

@@ -1,6 +1,6 @@
 //! A mail server on loopback that keeps what it receives, for the `make
-//! send` round trip: `git send-email` delivers the series to it as it would
-//! to a real relay.
+//! send` round trip: `b4 send` delivers the series to it as it would to a
+//! real relay.
 //!
 //! The SMTP dialogue is the `mailin` crate's; this module only carries
 //! lines between it and the socket, and stores each message.

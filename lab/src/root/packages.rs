@@ -66,7 +66,8 @@ pub const PACKAGES: &[&str] = &[
     // make htmldocs.
     "python3-sphinx",
     "python3-yaml",
-    // The series as mail, with what git send-email recommends (apt's
+    // The series as mail: b4 prepares and sends it; git send-email can send
+    // the files it writes, with what it recommends (apt's
     // recommendations are not installed): address parsing, SMTP over TLS
     // and authentication, address checks.
     "git-email",
