@@ -16,7 +16,7 @@ use crate::layout::Layout;
 use crate::lock::FolderLock;
 use crate::progress::Progress;
 use crate::setup::Toolchain;
-use crate::tip::Tip;
+use crate::tip::{SourceTree, Tip};
 use crate::variant::Variant;
 
 /// Parallel jobs for make: one more than the CPUs.
@@ -130,10 +130,10 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<Built
     let what = format!("building the {} kernel", k.variant);
     // The tip checkout before the build folder: every holder of both takes
     // them in this order.
-    let tip = if crate::tip::walked(&k.variant) { None } else { Some(Tip::checkout(layout, k.variant.base, &what)?) };
-    let tree = tip.as_ref().map_or_else(|| layout.tree(k.variant.base), |t| t.path().to_path_buf());
+    let src = SourceTree::of(layout, &k.variant, &what)?;
+    let tree = src.path();
     let _lock = FolderLock::acquire(&k.out, &what)?;
-    configure(layout, tc, &tree, k)?;
+    configure(layout, tc, tree, k)?;
     let (out, v) = (&k.out, &k.variant);
     let label = v.to_string();
     let log = build_log(layout, v);
@@ -156,7 +156,7 @@ pub fn build_kernel(layout: &Layout, tc: &Toolchain, k: &Kernel) -> Result<Built
         Progress::bar(&format!("build {label}"), estimate, "{prefix:22} {bar:30} {pos}/{len} steps [{elapsed}] {msg}");
     let mut built = Built::default();
     let mut last_step = String::new();
-    let mut c = kmake(layout, tc, v.base, &tree, out, v.arch.kernel_arch());
+    let mut c = kmake(layout, tc, v.base, tree, out, v.arch.kernel_arch());
     c.env("KBUILD_BUILD_TIMESTAMP", "");
     // usr/gen_init_cpio comes with it (the built-in initramfs uses it).
     c.arg(k.image_target());

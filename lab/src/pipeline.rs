@@ -20,6 +20,7 @@ use crate::qemu::{self, Disk, Event, Machine, Watchdog};
 use crate::report;
 use crate::results::{self, KunitPy, Status, TestResult};
 use crate::setup::Toolchain;
+use crate::tip::SourceTree;
 use crate::tree;
 use crate::variant::Variant;
 
@@ -238,7 +239,10 @@ pub fn compile_fail(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Opti
         return Ok(None);
     }
     let work = layout.base_dir(v.base).join("compile-fail").join(v.name());
-    let (status, detail) = match crate::compilefail::check(&tc.root, &kbuild, &layout.tree(v.base), &dir, &work) {
+    // kbuild's rustc command names the source tree the kernel was built
+    // from: the tip checkout for all but the kernels the walk builds.
+    let src = SourceTree::of(layout, v, &format!("compiling the compile-fail programs against {v}"))?;
+    let (status, detail) = match crate::compilefail::check(&tc.root, &kbuild, src.path(), &dir, &work) {
         Ok(found) => (Status::Pass, format!("rejected as expected: {}", found.join(", "))),
         Err(e) => (Status::Fail, format!("{e:#}")),
     };

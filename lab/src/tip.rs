@@ -31,6 +31,28 @@ pub fn walked(v: &Variant) -> bool {
     v.arch.is_host() && WALKED.contains(&v.config.as_str())
 }
 
+/// The kernel source tree the kernel of `v` builds from: the work tree for
+/// the kernels `lab check` walks, else the tip checkout (held, for `what`,
+/// until this is dropped).
+pub struct SourceTree {
+    path: PathBuf,
+    _tip: Option<Tip>,
+}
+
+impl SourceTree {
+    pub fn of(layout: &Layout, v: &Variant, what: &str) -> Result<SourceTree> {
+        if walked(v) {
+            return Ok(SourceTree { path: layout.tree(v.base), _tip: None });
+        }
+        let tip = Tip::checkout(layout, v.base, what)?;
+        Ok(SourceTree { path: tip.path().to_path_buf(), _tip: Some(tip) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// The tip checkout of a base at the commit that holds the series, shared
 /// with other lab processes that build from it, until dropped.
 #[must_use = "the checkout may move once this is dropped"]
