@@ -83,6 +83,16 @@ enum Cmd {
         #[arg(long, default_value_t = 900)]
         test_deadline: u64,
     },
+    /// Boot a variant with the test programs and the machine the tests get
+    /// (disks, swap, cgroup), but an interactive shell on this terminal
+    /// instead of the plan; `exit` powers the guest off.
+    Shell {
+        #[command(flatten)]
+        base: OneBase,
+        /// The variant: a configuration of config/<base>/ or
+        /// `<arch>-<configuration>` (arm64-rust).
+        variant: String,
+    },
     /// Every guest of the given bases (default: all), as config/<base>/guests
     /// lists them, with the full plan; one report.
     Test {
@@ -298,6 +308,10 @@ fn real_main() -> Result<bool> {
             let variants = variants_of(base, &variants, || default_run_variant(&layout, base))?;
             let wd = Watchdog { default_test: Duration::from_secs(test_deadline), ..Watchdog::default() };
             return pipeline::run(&layout, &tc, &variants, plan.as_deref(), &wd);
+        }
+        Cmd::Shell { base: OneBase { base }, variant } => {
+            let tc = toolchain(&layout)?;
+            pipeline::shell(&layout, &tc, &Variant::parse(base, &variant))?;
         }
         Cmd::Test { bases } => {
             let tc = toolchain(&layout)?;

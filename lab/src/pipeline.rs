@@ -1,6 +1,6 @@
 //! The main job: series -> kernels -> guests -> results -> report.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -15,8 +15,7 @@ use crate::kconfig::{self, Value};
 use crate::layout::Layout;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::qemu::HostOutcome;
-use crate::qemu::{self, Disk, Event, Machine, Watchdog};
+use crate::qemu::{self, Disk, Event, HostOutcome, Machine, Watchdog};
 use crate::report;
 use crate::results::{self, KunitPy, Status, TestResult};
 use crate::setup::Toolchain;
@@ -127,19 +126,10 @@ impl Guest {
     pub const TEST: Guest = Guest { cpus: 2, icount: false };
 }
 
-/// Boots one variant with `plan`, writing the serial log to `dir`, and
-/// reads the results.
-pub fn boot(
-    layout: &Layout,
-    tc: &Toolchain,
-    v: &Variant,
-    plan: &Plan,
-    dir: &Path,
-    wd: &Watchdog,
-    guest: Guest,
-) -> Result<(Vec<TestResult>, HostOutcome)> {
-    std::fs::create_dir_all(dir)?;
-    let plan = &plan.for_variant(v);
+/// The machine that boots `v` with `plan` in its initramfs: the kernel,
+/// the guest's shape, and fresh disk images in `dir` (which the caller
+/// removes once QEMU has ended).
+fn machine(layout: &Layout, tc: &Toolchain, v: &Variant, plan: &Plan, dir: &Path, guest: Guest) -> Result<Machine> {
     let initrd = crate::initramfs::build(layout, tc, v, plan)?;
     let mut disks = Vec::new();
     for (name, mib) in DISKS_MIB {
@@ -149,7 +139,7 @@ pub fn boot(
             .with_context(|| format!("cannot create the disk image {}", image.display()))?;
         disks.push(Disk { image, iops: DISK_IOPS });
     }
-    let machine = Machine {
+    Ok(Machine {
         arch: v.arch,
         qemu: tc.qemu_for(v.arch).to_path_buf(),
         bios: v.arch.is_host().then(|| tc.qboot.clone()),
@@ -163,8 +153,52 @@ pub fn boot(
         mem_mib: 4096,
         append: append(v.arch, guest.cpus, is_y(&built_config(layout, v)?, "KASAN")),
         icount: guest.icount,
-        disks: disks.clone(),
-    };
+        disks,
+        interactive: false,
+    })
+}
+
+/// `lab shell`: builds `v` and boots it with the test plan's programs and
+/// the machine the tests get (disks, cgroup, swap), but an interactive
+/// shell on the console of this terminal instead of the plan. Returns when
+/// the guest powers off.
+pub fn shell(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<()> {
+    let plan = Plan::load(&layout.guest().join("plan"))?;
+    prepare_base(layout, tc, v.base)?;
+    build_all(layout, tc, std::slice::from_ref(v), &plan)?;
+    let dir = crate::layout::dated_dir(&layout.runs())?;
+    let mut m = machine(layout, tc, v, &plan.for_variant(v), &dir, Guest::TEST)?;
+    m.interactive = true;
+    m.append.push_str(" lab.shell=1");
+    let mut c = m.command(&tc.root);
+    std::fs::write(dir.join("qemu.cmd"), crate::cmd::describe(&c) + "\n")?;
+    eprintln!("lab: shell on {v} (Ctrl-A x quits QEMU; the command line is in {})", dir.join("qemu.cmd").display());
+    let status = c.status().context("cannot start QEMU");
+    for d in &m.disks {
+        let _ = std::fs::remove_file(&d.image);
+    }
+    let status = status?;
+    if !status.success() {
+        bail!("QEMU ended with {status}");
+    }
+    Ok(())
+}
+
+/// Boots one variant with `plan`, writing the serial log to `dir`, and
+/// reads the results.
+pub fn boot(
+    layout: &Layout,
+    tc: &Toolchain,
+    v: &Variant,
+    plan: &Plan,
+    dir: &Path,
+    wd: &Watchdog,
+    guest: Guest,
+) -> Result<(Vec<TestResult>, HostOutcome)> {
+    std::fs::create_dir_all(dir)?;
+    let plan = &plan.for_variant(v);
+    let machine = machine(layout, tc, v, plan, dir, guest)?;
+    let disks = machine.disks.clone();
     let log = dir.join("serial.log");
     let what = if guest.icount { format!("guest {v} (icount)") } else { format!("guest {v}") };
     let pb = Progress::spinner(&what, "booting");

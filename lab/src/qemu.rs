@@ -55,6 +55,10 @@ pub struct Machine {
     pub icount: bool,
     /// Disks, in order: the guest sees them as /dev/vda, /dev/vdb, ...
     pub disks: Vec<Disk>,
+    /// The console is a person's terminal (`lab shell`): QEMU's monitor is
+    /// multiplexed on it (Ctrl-A x quits, Ctrl-A c the monitor), and
+    /// Ctrl-C goes to the guest.
+    pub interactive: bool,
 }
 
 /// A disk of the guest, as users' machines have them: virtio-blk, backed
@@ -86,7 +90,8 @@ impl Machine {
             Arch::Arm64 => c.args(["-machine", "virt", "-cpu", ARM64_CPU]),
         };
         c.args(["-smp", &self.cpus.to_string(), "-m", &format!("{}M", self.mem_mib)]);
-        c.args(["-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio"]);
+        let serial = if self.interactive { "mon:stdio" } else { "stdio" };
+        c.args(["-nodefaults", "-display", "none", "-no-reboot", "-serial", serial]);
         if let Some(bios) = &self.bios {
             c.arg("-bios").arg(bios);
         }
@@ -267,6 +272,7 @@ mod tests {
             append: "console=ttyX lab.cpus=2".into(),
             icount: false,
             disks: vec![],
+            interactive: false,
         }
     }
 
