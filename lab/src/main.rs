@@ -82,6 +82,9 @@ enum Cmd {
         /// Seconds the watchdog allows a test without a timeout of its own.
         #[arg(long, default_value_t = 900)]
         test_deadline: u64,
+        /// A test of the plan not to run (repeatable).
+        #[arg(long = "skip")]
+        skip: Vec<String>,
     },
     /// Boot a variant with the test programs and the machine the tests get
     /// (disks, swap, cgroup), but an interactive shell on this terminal
@@ -303,11 +306,11 @@ fn real_main() -> Result<bool> {
             let plan = Plan::load(&layout.guest().join("plan"))?;
             pipeline::build_all(&layout, &tc, &variants, &plan)?;
         }
-        Cmd::Run { base: OneBase { base }, variants, plan, test_deadline } => {
+        Cmd::Run { base: OneBase { base }, variants, plan, test_deadline, skip } => {
             let tc = toolchain(&layout)?;
             let variants = variants_of(base, &variants, || default_run_variant(&layout, base))?;
             let wd = Watchdog { default_test: Duration::from_secs(test_deadline), ..Watchdog::default() };
-            return pipeline::run(&layout, &tc, &variants, plan.as_deref(), &wd);
+            return pipeline::run(&layout, &tc, &variants, plan.as_deref(), &skip, &wd);
         }
         Cmd::Shell { base: OneBase { base }, variant } => {
             let tc = toolchain(&layout)?;
@@ -320,7 +323,7 @@ fn real_main() -> Result<bool> {
             for base in bases {
                 variants.extend(config::guests(&layout, base)?);
             }
-            return pipeline::run(&layout, &tc, &variants, None, &Watchdog::default());
+            return pipeline::run(&layout, &tc, &variants, None, &[], &Watchdog::default());
         }
         Cmd::CallPath { base: OneBase { base }, variants } => {
             return static_check(&layout, base, &variants, |v| pipeline::call_path(&layout, v));

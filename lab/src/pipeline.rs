@@ -301,6 +301,7 @@ pub fn run(
     tc: &Toolchain,
     variants: &[Variant],
     plan_path: Option<&Path>,
+    skip: &[String],
     wd: &Watchdog,
 ) -> Result<bool> {
     let mut sources = BTreeMap::new();
@@ -310,7 +311,7 @@ pub fn run(
         }
     }
     let plan_path = plan_path.map_or_else(|| layout.guest().join("plan"), Path::to_path_buf);
-    let plan = Plan::load(&plan_path)?;
+    let plan = Plan::load(&plan_path)?.without(skip)?;
     plan.check_variants(&known_variants(layout)?)?;
     build_all(layout, tc, variants, &plan)?;
     let dir = crate::layout::dated_dir(&layout.runs())?;

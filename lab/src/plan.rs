@@ -229,6 +229,19 @@ impl Plan {
         Ok(())
     }
 
+    /// The plan without the tests named in `skip` (and their `differs`
+    /// lines); a name that is no test of the plan is an error.
+    pub fn without(&self, skip: &[String]) -> Result<Plan> {
+        if let Some(unknown) = skip.iter().find(|s| !self.tests.iter().any(|t| &t.name == *s)) {
+            let names: Vec<&str> = self.tests.iter().map(|t| t.name.as_str()).collect();
+            bail!("the plan has no test `{unknown}` to skip (it has: {})", names.join(", "));
+        }
+        Ok(Plan {
+            tests: self.tests.iter().filter(|t| !skip.contains(&t.name)).cloned().collect(),
+            differs: self.differs.iter().filter(|d| !skip.contains(&d.test)).cloned().collect(),
+        })
+    }
+
     /// The tests that `variant` runs, without their `only=` (see
     /// [`Variant::matches`]).
     pub fn for_variant(&self, variant: &Variant) -> Plan {
@@ -324,6 +337,23 @@ mod tests {
         assert_eq!(p.tests[1].command, "/bin/sleep 1000");
         assert_eq!(p.selftests(), vec!["uffd-unit-tests"]);
         assert_eq!(p.render(), "uffd-unit-tests uffd 900 uffd-unit-tests\nhang exit 0 /bin/sleep 1000\n");
+    }
+
+    #[test]
+    fn a_skipped_test_leaves_the_plan_with_its_differs_lines() {
+        let plan = Plan::parse(
+            "vmtests ktap 2400 only=c,rust baseline=c run_vmtests.sh -t cow\n\
+             differs vmtests mainline/arm64-rust cow: 162 -- a leak\n\
+             fault-stress ktap 300 fault_stress -t 20\n",
+            "test",
+        )
+        .unwrap();
+        let rest = plan.without(&["vmtests".to_string()]).unwrap();
+        assert_eq!(rest.tests.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["fault-stress"]);
+        assert!(rest.differs.is_empty());
+        assert_eq!(plan.without(&[]).unwrap(), plan);
+        let e = plan.without(&["vmtest".to_string()]).unwrap_err().to_string();
+        assert!(e.contains("no test `vmtest`") && e.contains("vmtests, fault-stress"), "{e}");
     }
 
     #[test]
