@@ -6,6 +6,7 @@
 //! is.
 
 use anyhow::{bail, Context, Result};
+use mailparse::MailHeaderMap;
 use regex::Regex;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,19 +40,12 @@ pub fn split_mail(text: &str) -> (&str, &str) {
     }
 }
 
-/// A header's value, with folded lines joined.
+/// A header's value as a reader sees it: folded lines joined and RFC 2047
+/// encoded words decoded (format-patch --encode-email-headers and b4 write
+/// non-ASCII names and subjects as `=?UTF-8?q?...?=`).
 pub fn header(headers: &str, name: &str) -> Option<String> {
-    let mut lines = headers.lines().peekable();
-    while let Some(l) = lines.next() {
-        let Some(v) = l.strip_prefix(name).and_then(|r| r.strip_prefix(':')) else { continue };
-        let mut v = v.trim().to_string();
-        while let Some(next) = lines.next_if(|n| n.starts_with([' ', '\t'])) {
-            v.push(' ');
-            v.push_str(next.trim());
-        }
-        return Some(v);
-    }
-    None
+    let (parsed, _) = mailparse::parse_headers(headers.as_bytes()).ok()?;
+    parsed.get_first_value(name)
 }
 
 /// Reads the kept cover letter.
@@ -147,5 +141,16 @@ mod tests {
         assert!(filled.contains("\n\nWhy.\n\nWhat.\n\nX (3):"));
         assert!(fill_cover("no marks", &c).is_err());
         assert!(parse_cover("Subject: no brackets\n\ntext\n").is_err());
+    }
+
+    #[test]
+    fn headers_read_as_a_mail_reader_shows_them() {
+        // As format-patch --encode-email-headers writes a non-ASCII name
+        // and subject.
+        let h = "From: =?UTF-8?q?J=C3=B6rg=20R=C3=B6del?= <j@example.org>\n\
+            Subject: =?UTF-8?q?=5BPATCH=201/2=5D=20mm:=20f=C3=BCr=20the?=\n =?UTF-8?q?=20fault?= path\n";
+        assert_eq!(header(h, "From").as_deref(), Some("J\u{f6}rg R\u{f6}del <j@example.org>"));
+        assert_eq!(header(h, "Subject").as_deref(), Some("[PATCH 1/2] mm: f\u{fc}r the fault path"));
+        assert_eq!(header(h, "Cc"), None);
     }
 }
