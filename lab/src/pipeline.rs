@@ -263,8 +263,8 @@ pub fn call_path(layout: &Layout, v: &Variant) -> Result<Option<TestResult>> {
 }
 
 /// The `compile-fail` row: the programs of checks/compile-fail/<base> must
-/// fail to compile with their expected error (only on the `rust` variant,
-/// and only where the kernel has the series' Rust object, whose rustc
+/// fail to compile with their expected error (only on the `rust`
+/// configuration, x86_64 and arm64, and only where the kernel has the series' Rust object, whose rustc
 /// command serves as the template).
 pub fn compile_fail(layout: &Layout, tc: &Toolchain, v: &Variant) -> Result<Option<TestResult>> {
     let dir = layout.repo.join("checks/compile-fail").join(v.base.name());
