@@ -4,53 +4,67 @@
  * userfaultfd resolution must not crash the kernel, must show the process
  * only documented outcomes, and must never lose or corrupt a page.
  *
- * Each case runs in a forked child (its own process group) and uses the
- * kernel's fault-injection framework (Documentation/fault-injection/
- * fault-injection.rst) with task-filter=Y, so that only the task that sets
- * its own /proc/thread-self/make-it-fail sees failures:
+ * The cases are kselftest_harness.h tests, named fixture.variant.test; the
+ * name in parentheses is the one their "# <case>: ..." lines and the
+ * closing summary use. They use the kernel's fault-injection framework
+ * (Documentation/fault-injection/fault-injection.rst) with task-filter=Y,
+ * so that only the task that sets its own /proc/thread-self/make-it-fail
+ * sees failures:
  *
- *  1 swapin_fail_page_alloc  private anon pages are filled with a per-page
- *  2 swapin_failslab         pattern, swapped out with MADV_PAGEOUT (zram),
- *                            half of them also referenced by a "holder"
- *                            process so that both swap-in paths of
- *                            do_swap_page() run (skip-swapcache and swap
- *                            cache), then read back under injection. The
- *                            holder re-reads its shared half afterwards,
- *                            also when the child died first.
- *  3 uffd_copy_fail_page_alloc  a thread reads a MISSING-registered range;
- *                               a handler thread (the only injected task)
- *                               resolves it with UFFDIO_COPY, 4 pages a
- *                               call (one folio each), retries ENOMEM and
- *                               EAGAIN and follows partial copies by their
- *                               "copy" field.
- *  4 uffd_copy_failslab         the same, one page per 2 MiB and the handler
- *                               filling the next page ahead of the fault,
- *                               each touched page in a VMA of its own (a
- *                               PROT_NONE page between two keeps them from
- *                               merging). The slab objects are the anon_vma
- *                               and anon_vma_chain that the first ioctl
- *                               into a VMA allocates (mm/userfaultfd.c
- *                               uffd_lock_vma() -> mm/rmap.c
- *                               __anon_vma_prepare()): in one VMA that was
- *                               two draws a run, 0 injected 81% of the time
- *                               at 10%. A page table is no slab object
- *                               here: its split ptlock (mm/memory.c
- *                               ptlock_alloc()) needs
- *                               CONFIG_SPLIT_PTE_PTLOCKS, which mm/Kconfig
- *                               ties to NR_CPUS >= 4 (the debug guest has 2).
- *  5 uffd_zeropage_fail_page_alloc  the same stride, in one VMA, with
- *                               UFFDIO_ZEROPAGE, whose only page allocation
- *                               is the page table.
+ *  swapin.fail_page_alloc.read_back  (swapin_fail_page_alloc)
+ *  swapin.failslab.read_back         (swapin_failslab)
+ *      private anon pages are filled with a per-page pattern, swapped out
+ *      with MADV_PAGEOUT (zram), half of them also referenced by a "holder"
+ *      process so that both swap-in paths of do_swap_page() run
+ *      (skip-swapcache and swap cache), then read back under injection.
+ *      The holder re-reads its shared half afterwards, also when the child
+ *      died first.
+ *  uffd.copy_fail_page_alloc.resolve  (uffd_copy_fail_page_alloc)
+ *      a thread reads a MISSING-registered range; a handler thread (the only
+ *      injected task) resolves it with UFFDIO_COPY, 4 pages a call (one
+ *      folio each), retries ENOMEM and EAGAIN and follows partial copies by
+ *      their "copy" field.
+ *  uffd.copy_failslab.resolve  (uffd_copy_failslab)
+ *      the same, one page per 2 MiB and the handler filling the next page
+ *      ahead of the fault, each touched page in a VMA of its own (a
+ *      PROT_NONE page between two keeps them from merging). The slab
+ *      objects are the anon_vma and anon_vma_chain that the first ioctl
+ *      into a VMA allocates (mm/userfaultfd.c uffd_lock_vma() -> mm/rmap.c
+ *      __anon_vma_prepare()): in one VMA that was two draws a run, 0
+ *      injected 81% of the time at 10%. A page table is no slab object
+ *      here: its split ptlock (mm/memory.c ptlock_alloc()) needs
+ *      CONFIG_SPLIT_PTE_PTLOCKS, which mm/Kconfig ties to NR_CPUS >= 4 (the
+ *      debug guest has 2).
+ *  uffd.zeropage_fail_page_alloc.resolve  (uffd_zeropage_fail_page_alloc)
+ *      the same stride, in one VMA, with UFFDIO_ZEROPAGE, whose only page
+ *      allocation is the page table.
  *
- * Output is kselftest TAP, through tools/testing/selftests/kselftest.h.
- * "# <case>: ..." lines give per case how many pages were swapped out /
- * read back / bad, the ioctl errno counts and how many failures were
- * injected (read from the "times" budget, which lib/fault-inject.c
- * should_fail_ex() decrements once per failure). The last
- * lines are "# injected page_alloc=N slab=N (<case>=N ...)" (summed over the
- * cases, then per case: "skip" for a skipped case, "?" if unreadable) and
- * "# outcomes ..." (how the children ended, and every errno of
- * UFFDIO_COPY/UFFDIO_ZEROPAGE by name).
+ * Processes: the harness runs each case in a process group of its own and
+ * kills that group at its timeout. The case's process ("supervisor") arms
+ * the facility, forks the "case child" that injects itself (and, in the
+ * swap cases, forks the holder), waits for them up to -t + 5 seconds, reads
+ * back how many failures were injected, reports and judges. The case child
+ * and the holder write what they saw into a MAP_SHARED page of the
+ * supervisor; the supervisor adds its case's counts to a MAP_SHARED page
+ * that main() maps before the harness runs, from which main() prints the
+ * closing summary.
+ *
+ * Output is kselftest TAP from kselftest_harness.h. "# <case>: ..." lines
+ * give per case how many pages were swapped out / read back / bad, the
+ * ioctl errno counts, how many failures were injected (read from the
+ * "times" budget, which lib/fault-inject.c should_fail_ex() decrements once
+ * per failure) and how the case child ended ("outcome: ..."). After the
+ * harness's totals, if any case ran, come three lines, printed once by
+ * main():
+ *  "# injected page_alloc=N slab=N (<case>=N ...)": summed over the cases,
+ *      then per case ("skip" for a case skipped or not selected, "?" if its
+ *      count is unknown: unreadable, or the harness killed the case);
+ *  "# volume injected page_alloc=N slab=N copy_calls=N zeropage_calls=N":
+ *      the lab copies it into its report (lab/src/results.rs, "# volume ");
+ *      a facility whose count is unknown is left out;
+ *  "# outcomes ...": how the case children ended (a case the harness killed
+ *      at its timeout counts as timeout), and every errno of
+ *      UFFDIO_COPY/UFFDIO_ZEROPAGE by name.
  *
  * Pass/fail: a case fails on any page whose content differs from what was
  * written, on a timeout, and:
@@ -89,23 +103,38 @@
  *    entries, so they exist before the fault. That case then prints
  *    "# swapin_failslab: swap-in allocated no slab object (see ...)" and
  *    still checks every page.
- * A case is SKIPped only when its debugfs directory, swap, or userfaultfd(2)
- * is missing. Exit status: 0 if no case failed, 1 if one did, 2 on the
- * global watchdog ("# watchdog: stuck in <case>").
+ * A case is SKIPped only when its debugfs directory (the reason names the
+ * CONFIG_ options), swap, or userfaultfd(2) is missing. Exit status is the
+ * harness's: 0 if no case failed, 1 if one did (4 for the harness's -l and
+ * -h, which run nothing); -h exits 0, a bad option 1.
+ *
+ * Timeouts: -t is the case child's budget (its alarm; the uffd handler
+ * gives up 2 s before it, so that its counts are reported); the supervisor
+ * kills the child and the holder at -t + 5 s and still reports. The
+ * harness's own per-case timeout, -t + TIMEOUT_MARGIN, is for a supervisor
+ * that hangs itself (see TIMEOUT_MARGIN).
  *
  * Usage: fault_inject [-p PERCENT] [-n PAGES] [-t SECONDS] [-D DIR]
+ *                     [-- HARNESS_OPTIONS]
  *   -p  failure probability in percent (default 10; 0 is a control run)
  *   -n  pages per case (default 2048, 8 MiB)
  *   -t  timeout per case in seconds (default 30)
  *   -D  debugfs root (default /sys/kernel/debug). With -D, make-it-fail is
  *       written to DIR/make-it-fail instead of /proc, so a fake tree (or an
  *       empty directory, to see the SKIP paths) never touches the running
- *       kernel's fault injection.
+ *       kernel's fault injection: a tree of regular files runs every case
+ *       without injection.
+ *   after --, kselftest_harness.h's options: -l lists the cases, -r
+ *       fixture.variant.test runs one, -f/-v/-t select by fixture, variant
+ *       or test name (-F/-V/-T exclude), e.g.
+ *       fault_inject -t 20 -- -r uffd.copy_failslab.resolve
  *
- * Every exit path (normal, atexit, SIGINT/TERM/HUP/QUIT, crash signals, the
- * watchdog) first kills the running case and sets probability back to 0,
- * then restores every knob it changed, so later tests in the same guest see
- * no injection.
+ * Restoring: each case sets probability back to 0 as soon as its child is
+ * gone and restores every knob it changed in its teardown. A case that the
+ * harness killed at its timeout cannot: the next case's setup and main(),
+ * at exit and on SIGINT/TERM/HUP/QUIT and crash signals (after killing the
+ * running case's process group), restore whatever is still armed, so later
+ * tests in the same guest see no injection.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -127,22 +156,27 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/userfaultfd.h>
 
 #include "guest_util.h"
-#include "kselftest.h"
-
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT		21
-#endif
+#include "vm_util.h"
+#include "kselftest_harness.h"
 
 #define DEFAULT_DEBUGFS		"/sys/kernel/debug"
 #define DEFAULT_PAGES		2048
 #define DEFAULT_PERCENT		10
 #define DEFAULT_TIMEOUT		30
 #define MAX_PAGES		16384
+
+/*
+ * The harness's timeout per case is -t plus this: the supervisor waits up
+ * to -t + 5 s for the case child and the holder, then disarms, reads
+ * debugfs and reports, which a KASAN + lockdep kernel under QEMU TCG (4-6
+ * times slower) does in well under the other 15 s. With the plan's -t 30
+ * that is 50 s a case, 250 s for the five: inside the guest's 300 s.
+ */
+#define TIMEOUT_MARGIN		20
 
 /*
  * "times" is an atomic_t that should_fail_ex() decrements once per injected
@@ -158,8 +192,6 @@
 #define MAX_TRIES		1000	/* per ioctl, before the case fails */
 #define HANDLER_STACK		(256 * 1024)
 #define ERRNO_SLOTS		256
-#define PM_SWAPPED		(1ULL << 62)	/* Documentation/admin-guide/mm/pagemap.rst */
-#define PM_PRESENT		(1ULL << 63)
 
 enum facility { FAIL_PAGE_ALLOC, FAILSLAB, NR_FACILITIES };
 enum case_kind { SWAPIN, UFFD_COPY, UFFD_ZEROPAGE };
@@ -225,7 +257,7 @@ static const size_t facility_nr_knobs[NR_FACILITIES] = {
 };
 
 struct test_case {
-	const char *name;
+	const char *name;	/* in "# <case>:" lines and the summary */
 	enum case_kind kind;
 	enum facility facility;
 	uint64_t seed;		/* per-case tag constant */
@@ -239,6 +271,7 @@ struct test_case {
 	const char *none_expected;
 };
 
+/* The harness runs them in this order (the FIXTURE_VARIANT_ADD()s below). */
 static const struct test_case cases[] = {
 	{ "swapin_fail_page_alloc", SWAPIN, FAIL_PAGE_ALLOC,
 	  0x5a17000000000001ULL, 1, 1, false, NULL },
@@ -255,12 +288,13 @@ static const struct test_case cases[] = {
 
 #define NR_CASES	ARRAY_SIZE(cases)
 
-/* What a case's processes report, in a MAP_SHARED page of the parent. */
+/* What a case child and its holder report, in a MAP_SHARED page. */
 struct case_result {
 	char msg[320];			/* first problem seen */
 	/* swap cases */
 	unsigned long swapped_sole, swapped_shared, present;
 	long majflt;
+	pid_t holder_pid;		/* 0 once the case child reaped it */
 	int holder_ran;			/* 1: after "go", 2: after the child died */
 	unsigned long holder_checked, holder_bad;
 	/* all cases */
@@ -271,37 +305,60 @@ struct case_result {
 	unsigned long err[ERRNO_SLOTS];
 };
 
+/* How a case child ended, for the "# outcomes" line. */
+enum outcome {
+	OUT_NONE,	/* no child: the case failed before forking it */
+	OUT_RUNNING,	/* forked; still so at the end: the harness killed the case */
+	OUT_CLEAN,	/* exit 0 after reading every page */
+	OUT_EXIT,	/* another exit, or exit 0 short of pages */
+	OUT_SIGKILL,
+	OUT_SIGBUS,
+	OUT_OTHER_SIG,
+	OUT_TIMEOUT,
+	OUT_WAIT_ERROR,
+};
+
+/* A case's share of the closing summary. */
+struct case_summary {
+	bool ran;			/* got past its SKIP checks */
+	long injected;			/* -1: unknown */
+	int outcome;			/* enum outcome */
+	unsigned long calls, ok, partial, err[ERRNO_SLOTS];
+};
+
+/*
+ * MAP_SHARED, mapped by main() before the harness forks anything: the
+ * cases write it, main() reads it at exit and in its signal handlers.
+ */
+struct run_state {
+	volatile pid_t running;	/* process group of the case running, or 0 */
+	volatile sig_atomic_t armed[NR_FACILITIES];	/* a case set its knobs */
+	bool started;		/* a case ran: print the header and summary */
+	struct case_summary c[NR_CASES];
+};
+
+/* Set by main() before the harness runs, read-only afterwards. */
 static unsigned int opt_percent = DEFAULT_PERCENT;
 static unsigned long opt_pages = DEFAULT_PAGES;
 static unsigned int opt_timeout = DEFAULT_TIMEOUT;
 static const char *opt_debugfs = DEFAULT_DEBUGFS;
 static bool fake_tree;		/* -D given: never touch /proc make-it-fail */
-
 static size_t page_size;
 static size_t words_per_page;
 static char mif_fake_path[PATH_MAX];
+static pid_t main_pid;
+static struct run_state *shared;
 
-/* State the signal handlers read. */
+/* Each facility's knobs as main() found them, and what kept it from it. */
 struct saved_knob {
 	char path[PATH_MAX];
 	char value[32];
 };
 
 static struct saved_knob saved[NR_FACILITIES][16];
-static volatile sig_atomic_t nr_saved[NR_FACILITIES];
-static volatile sig_atomic_t armed[NR_FACILITIES];
+static size_t nr_saved[NR_FACILITIES];
+static char saved_err[NR_FACILITIES][PATH_MAX + 64];
 static char probability_path[NR_FACILITIES][PATH_MAX];
-static volatile sig_atomic_t current_child;
-static const char *volatile current_case = "setup";
-
-/* Totals for the closing lines. */
-static unsigned long injected_total[NR_FACILITIES];
-static bool injected_known[NR_FACILITIES];
-#define INJECTED_SKIPPED	(-2L)	/* case_injected[]: not run */
-static long case_injected[NR_CASES];	/* -1: "times" unreadable */
-static unsigned int out_clean, out_sigkill, out_sigbus, out_other_sig, out_timeout;
-static unsigned long copy_calls, copy_ok, copy_partial, copy_err[ERRNO_SLOTS];
-static unsigned long zp_calls, zp_ok, zp_partial, zp_err[ERRNO_SLOTS];
 
 /* ---- files; the write side is async-signal-safe ---- */
 
@@ -344,110 +401,91 @@ static void knob_path(char *buf, enum facility f, const char *name)
 	snprintf(buf, PATH_MAX, "%s/%s/%s", opt_debugfs, facility_dir[f], name);
 }
 
-/* ---- restoring: every exit path of the parent ---- */
-
-static void kill_current_child(void)
-{
-	pid_t pid = current_child;
-
-	/* The child leads its own process group (the holder is in it). */
-	if (pid > 0)
-		kill(-pid, SIGKILL);
-}
-
-static void restore_injection(void)
-{
-	int f, i;
-
-	/* First stop injecting everywhere, then put the knobs back. */
-	for (f = 0; f < NR_FACILITIES; f++)
-		if (armed[f])
-			write_str(probability_path[f], "0");
-	for (f = 0; f < NR_FACILITIES; f++) {
-		if (!armed[f])
-			continue;
-		for (i = 0; i < nr_saved[f]; i++)
-			write_str(saved[f][i].path, saved[f][i].value);
-	}
-	/*
-	 * Nobody but the case's children ever sets make-it-fail and they are
-	 * killed above; clear ours anyway, so that nothing forked from here
-	 * later could inherit it (kernel/fork.c copies task_struct whole).
-	 */
-	if ((armed[FAIL_PAGE_ALLOC] || armed[FAILSLAB]) && !fake_tree)
-		write_str("/proc/self/make-it-fail", "0");
-}
-
-static void write_raw(const char *s)
-{
-	ssize_t ret = write(STDOUT_FILENO, s, strlen(s));
-
-	(void)ret;
-}
-
-static void on_watchdog(int sig)
-{
-	(void)sig;
-	kill_current_child();
-	restore_injection();
-	write_raw("# watchdog: stuck in ");
-	write_raw(current_case);
-	write_raw("\n");
-	_exit(2);
-}
-
-static void on_fatal(int sig)
-{
-	kill_current_child();
-	restore_injection();
-	/* SA_RESETHAND: the default action runs on re-raise. */
-	raise(sig);
-}
-
-static void install_signals(void)
-{
-	static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT,
-				     SIGSEGV, SIGBUS, SIGABRT, SIGFPE };
-	struct sigaction sa;
-	size_t i;
-
-	memset(&sa, 0, sizeof(sa));
-	sigfillset(&sa.sa_mask);
-	sa.sa_handler = on_watchdog;
-	sigaction(SIGALRM, &sa, NULL);
-	sa.sa_handler = on_fatal;
-	sa.sa_flags = SA_RESETHAND;
-	for (i = 0; i < ARRAY_SIZE(fatal); i++)
-		sigaction(fatal[i], &sa, NULL);
-}
-
-static void reset_signals_in_child(void)
-{
-	static const int sigs[] = { SIGALRM, SIGINT, SIGTERM, SIGHUP, SIGQUIT,
-				    SIGSEGV, SIGBUS, SIGABRT, SIGFPE };
-	sigset_t none;
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(sigs); i++)
-		signal(sigs[i], SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 /* ---- arming a facility ---- */
 
 static bool facility_present(enum facility f, char *reason, size_t size)
 {
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/%s/probability", opt_debugfs,
-		 facility_dir[f]);
+	knob_path(path, f, "probability");
 	if (access(path, W_OK) == 0)
 		return true;
-	snprintf(reason, size, "no %s/%s (needs debugfs, CONFIG_FAULT_INJECTION_DEBUG_FS and %s)",
+	snprintf(reason, size,
+		 "no %s/%s (needs debugfs, CONFIG_FAULT_INJECTION_DEBUG_FS and %s)",
 		 opt_debugfs, facility_dir[f],
 		 f == FAIL_PAGE_ALLOC ? "CONFIG_FAIL_PAGE_ALLOC" : "CONFIG_FAILSLAB");
 	return false;
+}
+
+/* main(), before any case: the values to restore, for the cases and itself. */
+static void save_knobs(void)
+{
+	bool any = false;
+	char reason[PATH_MAX + 128];
+	int f;
+	size_t i;
+
+	for (f = 0; f < NR_FACILITIES; f++) {
+		const struct knob *k = facility_knobs[f];
+
+		knob_path(probability_path[f], f, "probability");
+		if (!facility_present(f, reason, sizeof(reason)))
+			continue;
+		any = true;
+		for (i = 0; i < facility_nr_knobs[f]; i++) {
+			struct saved_knob *s = &saved[f][i];
+
+			knob_path(s->path, f, k[i].name);
+			if (read_str(s->path, s->value, sizeof(s->value))) {
+				snprintf(saved_err[f], sizeof(saved_err[f]), "read %s: %s",
+					 s->path, strerror(errno));
+				break;
+			}
+			nr_saved[f]++;
+		}
+	}
+	/* Ours could only be 1 if inherited; every case's processes inherit it. */
+	if (any && !fake_tree)
+		write_str("/proc/self/make-it-fail", "0");
+}
+
+/* Probability to 0 first, then the knobs as main() found them. */
+static void restore_facility(enum facility f)
+{
+	size_t i;
+
+	write_str(probability_path[f], "0");
+	for (i = 0; i < nr_saved[f]; i++)
+		write_str(saved[f][i].path, saved[f][i].value);
+	shared->armed[f] = 0;
+}
+
+/*
+ * Whatever is still armed: main() at exit and on signals, and a case's
+ * setup after a case the harness killed. Async-signal-safe.
+ */
+static void restore_injection(void)
+{
+	bool any = false;
+	int f;
+
+	/* First stop injecting everywhere, then put the knobs back. */
+	for (f = 0; f < NR_FACILITIES; f++) {
+		if (shared->armed[f]) {
+			write_str(probability_path[f], "0");
+			any = true;
+		}
+	}
+	for (f = 0; f < NR_FACILITIES; f++)
+		if (shared->armed[f])
+			restore_facility(f);
+	/*
+	 * Only a case child ever sets make-it-fail, and it is gone; clear
+	 * ours anyway, so that nothing forked from here later could inherit
+	 * it (kernel/fork.c copies task_struct whole).
+	 */
+	if (any && !fake_tree)
+		write_str("/proc/self/make-it-fail", "0");
 }
 
 static int arm_facility(enum facility f, char *why, size_t size)
@@ -456,23 +494,11 @@ static int arm_facility(enum facility f, char *why, size_t size)
 	char path[PATH_MAX], val[16];
 	size_t i;
 
-	knob_path(probability_path[f], f, "probability");
-	if (!nr_saved[f]) {
-		for (i = 0; i < facility_nr_knobs[f]; i++) {
-			struct saved_knob *s = &saved[f][nr_saved[f]];
-
-			knob_path(s->path, f, k[i].name);
-			if (read_str(s->path, s->value, sizeof(s->value))) {
-				snprintf(why, size, "read %s: %s", s->path, strerror(errno));
-				return -1;
-			}
-			nr_saved[f]++;
-		}
-		/* Our own make-it-fail could only be 1 if inherited. */
-		if (!fake_tree)
-			write_str("/proc/self/make-it-fail", "0");
+	if (saved_err[f][0]) {
+		snprintf(why, size, "%s", saved_err[f]);
+		return -1;
 	}
-	armed[f] = 1;
+	shared->armed[f] = 1;
 	if (write_str(probability_path[f], "0")) {
 		snprintf(why, size, "write %s: %s", probability_path[f], strerror(errno));
 		return -1;
@@ -533,6 +559,51 @@ static int set_make_it_fail(int fd, int on)
 			return 0;
 	}
 	return -1;
+}
+
+/* ---- signals ---- */
+
+static const int fatal_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+				     SIGSEGV, SIGBUS, SIGABRT, SIGFPE };
+
+/* main() only: stop the running case, restore, die of the signal. */
+static void on_fatal(int sig)
+{
+	pid_t pg = shared->running;
+
+	if (getpid() == main_pid) {
+		if (pg > 0 && pg != getpgrp())
+			kill(-pg, SIGKILL);
+		restore_injection();
+	}
+	/* SA_RESETHAND: the default action runs on re-raise. */
+	raise(sig);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sigfillset(&sa.sa_mask);
+	sa.sa_handler = on_fatal;
+	sa.sa_flags = SA_RESETHAND;
+	for (i = 0; i < ARRAY_SIZE(fatal_signals); i++)
+		sigaction(fatal_signals[i], &sa, NULL);
+}
+
+/* A case's processes: main()'s handlers are not theirs. */
+static void reset_signals(void)
+{
+	sigset_t none;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(fatal_signals); i++)
+		signal(fatal_signals[i], SIG_DFL);
+	signal(SIGALRM, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 /* ---- page contents ---- */
@@ -601,13 +672,6 @@ static void count_errno(unsigned long *hist, int e)
 	hist[e > 0 && e < ERRNO_SLOTS ? e : 0]++;
 }
 
-static const char *errno_name(int e)
-{
-	const char *s = strerrorname_np(e);
-
-	return s ? s : "E?";
-}
-
 static void format_errnos(char *buf, size_t size, const unsigned long *hist)
 {
 	size_t len = 0;
@@ -618,13 +682,13 @@ static void format_errnos(char *buf, size_t size, const unsigned long *hist)
 		if (!hist[e])
 			continue;
 		len += snprintf(buf + len, size - len, " %s=%lu",
-				e ? errno_name(e) : "other", hist[e]);
+				e ? (strerrorname_np(e) ?: "E?") : "other", hist[e]);
 	}
 	if (!buf[0])
 		snprintf(buf, size, " none");
 }
 
-/* ---- case 1, 2: swap-in ---- */
+/* ---- swapin: the case child and the holder ---- */
 
 static long majflt_now(void)
 {
@@ -639,33 +703,22 @@ static long majflt_now(void)
 static int count_swapped(char *area, unsigned long first, unsigned long nr,
 			 unsigned long *swapped, unsigned long *present)
 {
-	uint64_t *pm = malloc(nr * sizeof(*pm));
-	off_t off = (off_t)((uintptr_t)(area + first * page_size) / page_size) *
-		    (off_t)sizeof(*pm);
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	unsigned long i;
-	ssize_t ret;
 
 	*swapped = 0;
-	if (fd < 0 || !pm) {
-		free(pm);
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0)
 		return -1;
-	}
-	ret = pread(fd, pm, nr * sizeof(*pm), off);
-	close(fd);
-	if (ret != (ssize_t)(nr * sizeof(*pm))) {
-		free(pm);
-		return -1;
-	}
-	for (i = 0; i < nr; i++) {
-		if (pm[i] & PM_SWAPPED)
+	for (i = first; i < first + nr; i++) {
+		/* vm_util.c: a short read ends the case child, exit 1. */
+		uint64_t ent = pagemap_get_entry(fd, area + i * page_size);
+
+		if (ent & PM_SWAP)
 			(*swapped)++;
-		else if (pm[i] & PM_PRESENT)
+		else if (ent & PM_PRESENT)
 			(*present)++;
 	}
-	free(pm);
+	close(fd);
 	return 0;
 }
 
@@ -689,9 +742,10 @@ holder(char *area, const struct test_case *tc, struct case_result *r,
 
 	/*
 	 * No PR_SET_PDEATHSIG: the holder has to outlive a child that dies
-	 * (below). The parent waits for it and then kills the whole process
-	 * group, on every exit path and at its deadline; this alarm is only
-	 * for a parent that was SIGKILLed itself.
+	 * (below). The supervisor adopts it then (a subreaper), waits for it
+	 * and kills it at its deadline, and the harness kills the case's
+	 * process group at its timeout; this alarm is only for a supervisor
+	 * and harness that were SIGKILLed themselves.
 	 */
 	alarm(2 * opt_timeout);
 	/* Drops our swap references of the first half (zap_pte_range()). */
@@ -780,6 +834,7 @@ static int swap_child(const struct test_case *tc, struct case_result *r)
 		close(go[1]);
 		holder(area, tc, r, ready[1], go[0]);
 	}
+	r->holder_pid = pid;
 	close(ready[1]);
 	close(go[0]);
 	if (read(ready[0], &c, 1) != 1) {
@@ -838,6 +893,7 @@ static int swap_child(const struct test_case *tc, struct case_result *r)
 		result_msg(r, "holder lost: %s", strerror(errno));
 		return 4;
 	}
+	r->holder_pid = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		if (!r->holder_bad)
 			result_msg(r, "holder ended with status %#x", status);
@@ -846,7 +902,7 @@ static int swap_child(const struct test_case *tc, struct case_result *r)
 	return r->bad ? 1 : 0;
 }
 
-/* ---- case 3, 4, 5: userfaultfd ---- */
+/* ---- uffd: the case child's faulting and handler threads ---- */
 
 struct uffd_ctx {
 	const struct test_case *tc;
@@ -975,7 +1031,7 @@ static int resolve_run(struct uffd_ctx *c, unsigned long first,
 			if (e != EAGAIN || done % (long long)page_size ||
 			    done >= (long long)len) {
 				handler_fail(c, "page %lu: %s with %lld of %zu bytes done",
-					     first, errno_name(e), done, len);
+					     first, strerrorname_np(e) ?: "E?", done, len);
 				return -1;
 			}
 			r->partial++;
@@ -988,7 +1044,7 @@ static int resolve_run(struct uffd_ctx *c, unsigned long first,
 		}
 		if (done != -(long long)e) {
 			handler_fail(c, "page %lu: errno %s but the result field says %lld",
-				     first, errno_name(e), done);
+				     first, strerrorname_np(e) ?: "E?", done);
 			return -1;
 		}
 		if (e != ENOMEM && e != EAGAIN) {
@@ -996,14 +1052,14 @@ static int resolve_run(struct uffd_ctx *c, unsigned long first,
 				" (a page this handler never installed is present)" : "";
 
 			handler_fail(c, "page %lu: unexpected %s from %s%s", first,
-				     errno_name(e),
+				     strerrorname_np(e) ?: "E?",
 				     c->zeropage ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY",
 				     why);
 			return -1;
 		}
 		if (++tries >= MAX_TRIES) {
 			handler_fail(c, "page %lu: still %s after %d tries",
-				     first, errno_name(e), MAX_TRIES);
+				     first, strerrorname_np(e) ?: "E?", MAX_TRIES);
 			return -1;
 		}
 	}
@@ -1134,13 +1190,12 @@ static void *uffd_handler(void *arg)
 static int uffd_child(const struct test_case *tc, struct case_result *r)
 {
 	struct uffd_ctx c = { .tc = tc, .r = r };
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg;
 	pthread_t faulter, handler;
 	pthread_attr_t attr;
+	uint64_t ioctls = 0, need;
 	size_t vlen;
 	void *stack;
-	__u64 need;
+	int ret;
 
 	/*
 	 * The shared result page is not mapped in a fork child until touched:
@@ -1155,13 +1210,9 @@ static int uffd_child(const struct test_case *tc, struct case_result *r)
 	c.deadline.tv_sec += opt_timeout > 3 ? opt_timeout - 2 : 1;
 
 	/* O_NONBLOCK: a read after a racing wakeup must not block. */
-	c.uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	c.uffd = uffd_open_api(O_CLOEXEC | O_NONBLOCK, 0);
 	if (c.uffd < 0) {
-		result_msg(r, "userfaultfd: %s", strerror(errno));
-		return 3;
-	}
-	if (ioctl(c.uffd, UFFDIO_API, &api)) {
-		result_msg(r, "UFFDIO_API: %s", strerror(errno));
+		result_msg(r, "userfaultfd or UFFDIO_API: %s", strerror(-c.uffd));
 		return 3;
 	}
 	/* NORESERVE: a sparse area (one page per 2 MiB) is mostly holes. */
@@ -1194,16 +1245,14 @@ static int uffd_child(const struct test_case *tc, struct case_result *r)
 		}
 	}
 	madvise(c.area, vlen, MADV_NOHUGEPAGE);
-	memset(&reg, 0, sizeof(reg));
-	reg.range.start = (uintptr_t)c.area;
-	reg.range.len = vlen;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (ioctl(c.uffd, UFFDIO_REGISTER, &reg)) {
-		result_msg(r, "UFFDIO_REGISTER: %s", strerror(errno));
+	ret = uffd_register_with_ioctls(c.uffd, c.area, vlen, true, false, false,
+					&ioctls);
+	if (ret) {
+		result_msg(r, "UFFDIO_REGISTER: %s", strerror(-ret));
 		return 3;
 	}
-	need = (__u64)1 << (c.zeropage ? _UFFDIO_ZEROPAGE : _UFFDIO_COPY);
-	if (!(reg.ioctls & need)) {
+	need = (uint64_t)1 << (c.zeropage ? _UFFDIO_ZEROPAGE : _UFFDIO_COPY);
+	if (!(ioctls & need)) {
 		result_msg(r, "range does not support %s",
 			   c.zeropage ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY");
 		return 3;
@@ -1242,77 +1291,96 @@ static int uffd_child(const struct test_case *tc, struct case_result *r)
 	return r->bad ? 1 : 0;
 }
 
-/* ---- parent ---- */
+/* ---- the supervisor: a case's own process ---- */
 
 static bool uffd_available(char *reason, size_t size)
 {
-	int fd = syscall(__NR_userfaultfd, O_CLOEXEC);
+	int fd = uffd_open(O_CLOEXEC);
 
 	if (fd >= 0) {
 		close(fd);
 		return true;
 	}
-	snprintf(reason, size, "userfaultfd(2): %s%s", strerror(errno),
-		 errno == ENOSYS ? " (CONFIG_USERFAULTFD off)" : "");
+	snprintf(reason, size, "userfaultfd(2): %s%s", strerror(-fd),
+		 fd == -ENOSYS ? " (CONFIG_USERFAULTFD off)" : "");
 	return false;
 }
 
-/*
- * Waits for pid, then for the rest of its group, up to secs in all; kills
- * the group on timeout. *rest_status: how the last other member that ended
- * abnormally ended, 0 if none did.
- */
-static int wait_child(pid_t pid, unsigned int secs, bool *timed_out,
-		      int *rest_status)
+/* The case child and a holder that may still live (same process group). */
+static void kill_case_child(pid_t pid, const struct case_result *r)
 {
-	struct timespec tick = { .tv_nsec = 20 * 1000 * 1000 };
-	unsigned long waited = 0, limit = secs * 50UL;
-	int status = 0, st;
+	pid_t holder_pid = r->holder_pid;
+
+	if (pid > 0)
+		kill(pid, SIGKILL);
+	if (holder_pid > 0)
+		kill(holder_pid, SIGKILL);
+}
+
+/*
+ * Waits for the case child, then for the holder it may have left behind,
+ * up to secs in all; kills them on timeout. *rest_status: how the holder
+ * ended if this process had to reap it and it ended abnormally, else 0.
+ */
+static int wait_child(pid_t pid, struct case_result *r, unsigned int secs,
+		      bool *timed_out, int *rest_status)
+{
+	struct timespec tick = { .tv_nsec = 20 * 1000 * 1000 }, deadline;
+	int status = 0, st, err;
 	pid_t ret;
 
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += secs;
 	*timed_out = false;
 	*rest_status = 0;
 	for (;;) {
 		ret = waitpid(pid, &status, WNOHANG);
 		if (ret == pid)
 			break;
-		if (ret < 0 && errno != EINTR)
+		if (ret < 0 && errno != EINTR) {
+			err = errno;
+			kill_case_child(pid, r);
+			while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+				;
+			errno = err;
 			return -1;
-		if (waited++ >= limit) {
+		}
+		if (past_deadline(&deadline)) {
 			*timed_out = true;
-			kill(-pid, SIGKILL);
+			kill_case_child(pid, r);
 			waitpid(pid, &status, 0);
 			break;
 		}
 		nanosleep(&tick, NULL);
 	}
 	/*
-	 * The rest of the group is a swap case's holder. A child that ended
-	 * without waiting for it (a signal, an early return) left it to us
-	 * (subreaper; reparented before the child's exit status is
-	 * reapable): it re-reads its half on EOF, let it finish before
-	 * the group is killed.
+	 * A child that ended without waiting for its holder (a signal, an
+	 * early return) left it to us (subreaper; reparented before the
+	 * child's exit status is reapable): it re-reads its half on EOF, let
+	 * it finish.
 	 */
 	while (!*timed_out) {
-		ret = waitpid(-pid, &st, WNOHANG);
+		ret = waitpid(-1, &st, WNOHANG);
 		if (ret < 0 && errno == EINTR)
 			continue;
 		if (ret < 0)
 			break;		/* ECHILD: nobody left */
 		if (ret > 0) {
+			if (ret == r->holder_pid)
+				r->holder_pid = 0;
 			if (!WIFEXITED(st) || WEXITSTATUS(st))
 				*rest_status = st;
 			continue;
 		}
-		if (waited++ >= limit) {
+		if (past_deadline(&deadline)) {
 			*timed_out = true;
 			break;
 		}
 		nanosleep(&tick, NULL);
 	}
-	/* Reap whatever is left of the group. */
-	kill(-pid, SIGKILL);
-	while (waitpid(-pid, NULL, 0) > 0 || errno == EINTR)
+	/* Reap whatever is left. */
+	kill_case_child(0, r);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 	return status;
 }
@@ -1322,13 +1390,13 @@ static void report_swap(const struct test_case *tc, const struct case_result *r)
 	unsigned long half = opt_pages / 2;
 
 	ksft_print_msg("%s: swapped out %lu of %lu pages (%lu of %lu sole-owner, %lu of %lu shared with a holder), %lu still present\n",
-		 tc->name, r->swapped_sole + r->swapped_shared, opt_pages,
-		 r->swapped_sole, half, r->swapped_shared, opt_pages - half,
-		 r->present);
+		       tc->name, r->swapped_sole + r->swapped_shared, opt_pages,
+		       r->swapped_sole, half, r->swapped_shared, opt_pages - half,
+		       r->present);
 	ksft_print_msg("%s: read back %lu of %lu pages, %lu bad, majflt +%ld; holder re-read %lu of %lu pages, %lu bad%s\n",
-		 tc->name, r->checked, opt_pages, r->bad, r->majflt,
-		 r->holder_checked, opt_pages - half, r->holder_bad,
-		 r->holder_ran == 2 ? " (after the child ended)" : "");
+		       tc->name, r->checked, opt_pages, r->bad, r->majflt,
+		       r->holder_checked, opt_pages - half, r->holder_bad,
+		       r->holder_ran == 2 ? " (after the child ended)" : "");
 }
 
 static void report_uffd(const struct test_case *tc, const struct case_result *r)
@@ -1337,189 +1405,400 @@ static void report_uffd(const struct test_case *tc, const struct case_result *r)
 
 	format_errnos(errs, sizeof(errs), r->err);
 	ksft_print_msg("%s: %lu fault events (%lu duplicate), %lu %s calls: ok=%lu partial=%lu errors:%s; most retries of one call %lu\n",
-		 tc->name, r->events, r->dup_events, r->calls,
-		 tc->kind == UFFD_ZEROPAGE ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY",
-		 r->ok, r->partial, errs, r->max_tries);
+		       tc->name, r->events, r->dup_events, r->calls,
+		       tc->kind == UFFD_ZEROPAGE ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY",
+		       r->ok, r->partial, errs, r->max_tries);
 	ksft_print_msg("%s: faulting thread read back %lu of %lu pages, %lu bad\n",
-		 tc->name, r->checked, opt_pages, r->bad);
+		       tc->name, r->checked, opt_pages, r->bad);
 }
 
-static void account_uffd(const struct test_case *tc, const struct case_result *r)
+/* Prints the "outcome:" line; returns what it counts as (enum outcome). */
+static int report_outcome(const struct test_case *tc, const struct case_result *r,
+			  int status, int wait_errno, bool timed_out)
 {
-	bool zp = tc->kind == UFFD_ZEROPAGE;
-	unsigned long *hist = zp ? zp_err : copy_err;
-	int e;
+	int code, sig;
 
-	*(zp ? &zp_calls : &copy_calls) += r->calls;
-	*(zp ? &zp_ok : &copy_ok) += r->ok;
-	*(zp ? &zp_partial : &copy_partial) += r->partial;
-	for (e = 0; e < ERRNO_SLOTS; e++)
-		hist[e] += r->err[e];
+	if (status == -1) {
+		ksft_print_msg("%s: waitpid: %s\n", tc->name, strerror(wait_errno));
+		return OUT_WAIT_ERROR;
+	}
+	if (timed_out || (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)) {
+		ksft_print_msg("%s: outcome: timeout (no result within %u s)\n",
+			       tc->name, opt_timeout);
+		return OUT_TIMEOUT;
+	}
+	if (WIFEXITED(status)) {
+		code = WEXITSTATUS(status);
+		ksft_print_msg("%s: outcome: child exited %d\n", tc->name, code);
+		return code == 0 && r->checked == opt_pages ? OUT_CLEAN : OUT_EXIT;
+	}
+	sig = WTERMSIG(status);
+	ksft_print_msg("%s: outcome: killed by signal %d (%s) after %lu pages\n",
+		       tc->name, sig, strsignal(sig), r->checked);
+	return sig == SIGKILL ? OUT_SIGKILL : sig == SIGBUS ? OUT_SIGBUS : OUT_OTHER_SIG;
 }
 
-static void run_case(const struct test_case *tc, struct case_result *r)
+/* The fixture data of both fixtures. */
+struct case_state {
+	const struct test_case *tc;
+	struct case_result *r;	/* MAP_SHARED with the case child and holder */
+	bool armed;		/* this case wrote its facility's knobs */
+};
+
+static void case_setup(struct __test_metadata *_metadata, struct case_state *st,
+		       const struct test_case *tc)
 {
-	char reason[PATH_MAX + 128];
-	bool timed_out, pass;
+	struct case_summary *cs = &shared->c[tc - cases];
+	char reason[1024];	/* the harness's SKIP reason is as long */
+
+	reset_signals();
+	st->tc = tc;
+	if (!shared->started) {
+		shared->started = true;
+		ksft_print_msg("fault_inject: %lu pages per case, probability %u%%, %u s per case, debugfs %s%s\n",
+			       opt_pages, opt_percent, opt_timeout, opt_debugfs,
+			       fake_tree ? " (not the kernel's: nothing is injected)" : "");
+	}
+	if (!facility_present(tc->facility, reason, sizeof(reason)))
+		SKIP(return, "%s", reason);
+	if (tc->kind == SWAPIN && !swap_active())
+		SKIP(return, "no active swap (/proc/swaps is empty)");
+	if (tc->kind != SWAPIN && !uffd_available(reason, sizeof(reason)))
+		SKIP(return, "%s", reason);
+
+	cs->ran = true;
+	cs->injected = -1;
+	cs->outcome = OUT_NONE;
+	/* Left armed by a case that the harness killed at its timeout. */
+	restore_injection();
+	shared->running = getpgrp();
+	/*
+	 * An orphaned holder is reparented to us, to finish its re-read and
+	 * be reaped (wait_child()).
+	 */
+	ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
+	st->r = mmap(NULL, sizeof(*st->r), PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, st->r) {
+		st->r = NULL;
+		TH_LOG("%s: mmap: %s", tc->name, strerror(errno));
+	}
+}
+
+static void case_teardown(struct case_state *st)
+{
+	if (st->armed)
+		restore_facility(st->tc->facility);
+	if (st->r)
+		munmap(st->r, sizeof(*st->r));
+	shared->running = 0;
+}
+
+static void run_case(struct __test_metadata *_metadata, struct case_state *st)
+{
+	const struct test_case *tc = st->tc;
+	struct case_summary *cs = &shared->c[tc - cases];
+	struct case_result *r = st->r;
+	char why[PATH_MAX + 128];
+	int status, rest_status, wait_errno, outcome, e;
+	bool timed_out;
 	long injected;
-	int status, rest_status;
 	pid_t pid;
-
-	current_case = tc->name;
-	if (!facility_present(tc->facility, reason, sizeof(reason))) {
-		ksft_test_result_code(KSFT_SKIP, tc->name, "%s", reason);
-		return;
-	}
-	if (tc->kind == SWAPIN && !swap_active()) {
-		ksft_test_result_code(KSFT_SKIP, tc->name, "no active swap (/proc/swaps is empty)");
-		return;
-	}
-	if (tc->kind != SWAPIN && !uffd_available(reason, sizeof(reason))) {
-		ksft_test_result_code(KSFT_SKIP, tc->name, "%s", reason);
-		return;
-	}
 
 	/*
 	 * Armed before the fork: with task-filter=Y nothing fails until the
 	 * child (or its handler thread) sets its own make-it-fail, after its
 	 * setup, and disarmed as soon as it is gone.
 	 */
-	case_injected[tc - cases] = -1;
 	memset(r, 0, sizeof(*r));
-	if (arm_facility(tc->facility, reason, sizeof(reason))) {
+	e = arm_facility(tc->facility, why, sizeof(why));
+	st->armed = shared->armed[tc->facility];
+	ASSERT_EQ(0, e) {
 		disarm_facility(tc->facility);
-		ksft_print_msg("%s: setting up %s: %s\n", tc->name,
-			 facility_dir[tc->facility], reason);
-		ksft_test_result(false, "%s\n", tc->name);
-		return;
+		TH_LOG("%s: setting up %s: %s", tc->name, facility_dir[tc->facility],
+		       why);
 	}
 
+	cs->outcome = OUT_RUNNING;
 	fflush(stdout);
+	fflush(stderr);
 	pid = fork();
-	if (pid < 0) {
+	ASSERT_NE(-1, pid) {
 		disarm_facility(tc->facility);
-		ksft_print_msg("%s: fork: %s\n", tc->name, strerror(errno));
-		ksft_test_result(false, "%s\n", tc->name);
-		return;
+		cs->outcome = OUT_NONE;
+		TH_LOG("%s: fork: %s", tc->name, strerror(errno));
 	}
 	if (pid == 0) {
-		reset_signals_in_child();
-		setpgid(0, 0);
-		/* A hang fails the case, it does not stall the run. */
+		/* A hang fails the case, and still gets it reported. */
 		alarm(opt_timeout);
 		_exit(tc->kind == SWAPIN ? swap_child(tc, r) : uffd_child(tc, r));
 	}
-	setpgid(pid, pid);
-	current_child = pid;
-	status = wait_child(pid, opt_timeout + 5, &timed_out, &rest_status);
+	status = wait_child(pid, r, opt_timeout + 5, &timed_out, &rest_status);
+	wait_errno = errno;
 	injected = disarm_facility(tc->facility);
-	current_child = 0;
 
 	if (tc->kind == SWAPIN) {
 		report_swap(tc, r);
 	} else {
 		report_uffd(tc, r);
-		account_uffd(tc, r);
+		cs->calls = r->calls;
+		cs->ok = r->ok;
+		cs->partial = r->partial;
+		for (e = 0; e < ERRNO_SLOTS; e++)
+			cs->err[e] = r->err[e];
 	}
-	case_injected[tc - cases] = injected;
-	if (injected >= 0) {
+	cs->injected = injected;
+	if (injected >= 0)
 		ksft_print_msg("%s: injected %s failures: %ld\n", tc->name,
-			 facility_short[tc->facility], injected);
-		injected_total[tc->facility] += injected;
-		injected_known[tc->facility] = true;
-	} else {
+			       facility_short[tc->facility], injected);
+	else
 		ksft_print_msg("%s: could not read %s/times back\n", tc->name,
-			 facility_dir[tc->facility]);
-	}
+			       facility_dir[tc->facility]);
+	outcome = report_outcome(tc, r, status, wait_errno, timed_out);
+	cs->outcome = outcome;
+	if (r->msg[0])
+		ksft_print_msg("%s: %s\n", tc->name, r->msg);
 
-	pass = !r->bad && !r->holder_bad;
-	/*
-	 * The holder's re-read is the only check of the swap-cache half that
-	 * the injected child may not have reached: without all of it, half
-	 * the pages could be lost unseen.
-	 */
-	if (tc->kind == SWAPIN &&
-	    r->holder_checked != opt_pages - opt_pages / 2) {
-		ksft_print_msg("%s: holder re-read %lu of its %lu pages%s\n", tc->name,
-			 r->holder_checked, opt_pages - opt_pages / 2,
-			 r->holder_ran ? "" : " (never released)");
-		pass = false;
+	EXPECT_EQ(0UL, r->bad) {
+		TH_LOG("%s: %lu of %lu pages read back bad", tc->name, r->bad, r->checked);
 	}
-	if (rest_status) {
-		ksft_print_msg("%s: holder ended with status %#x\n", tc->name,
-			 rest_status);
-		pass = false;
-	}
-	if (status == -1) {
-		ksft_print_msg("%s: waitpid: %s\n", tc->name, strerror(errno));
-		pass = false;
-	} else if (timed_out || (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)) {
-		ksft_print_msg("%s: outcome: timeout (no result within %u s)\n",
-			 tc->name, opt_timeout);
-		out_timeout++;
-		pass = false;
-	} else if (WIFEXITED(status)) {
-		int code = WEXITSTATUS(status);
-
-		ksft_print_msg("%s: outcome: child exited %d\n", tc->name, code);
-		if (code == 0 && r->checked == opt_pages)
-			out_clean++;
-		else
-			pass = false;
-	} else {
-		int sig = WTERMSIG(status);
-
+	if (tc->kind == SWAPIN) {
+		EXPECT_EQ(0UL, r->holder_bad) {
+			TH_LOG("%s: the holder read %lu of its pages back bad", tc->name,
+			       r->holder_bad);
+		}
 		/*
-		 * SIGKILL and SIGBUS too: no injected failure leads to either
-		 * (see swap_child()), and the uffd cases' faulting thread is
-		 * not injected at all. A real OOM kill in an 8 MiB test would
-		 * be worth a look as well.
+		 * The holder's re-read is the only check of the swap-cache
+		 * half that the injected child may not have reached: without
+		 * all of it, half the pages could be lost unseen.
 		 */
-		ksft_print_msg("%s: outcome: killed by signal %d (%s) after %lu pages\n",
-			 tc->name, sig, strsignal(sig), r->checked);
-		if (sig == SIGKILL)
-			out_sigkill++;
-		else if (sig == SIGBUS)
-			out_sigbus++;
-		else
-			out_other_sig++;
-		pass = false;
+		EXPECT_EQ(opt_pages - opt_pages / 2, r->holder_checked) {
+			TH_LOG("%s: holder re-read %lu of its %lu pages%s", tc->name,
+			       r->holder_checked, opt_pages - opt_pages / 2,
+			       r->holder_ran ? "" : " (never released)");
+		}
+	}
+	EXPECT_EQ(0, rest_status) {
+		TH_LOG("%s: holder ended with status %#x", tc->name, rest_status);
+	}
+	/*
+	 * SIGKILL and SIGBUS fail too: no injected failure leads to either
+	 * (see swap_child()), and the uffd cases' faulting thread is not
+	 * injected at all. A real OOM kill in an 8 MiB test would be worth a
+	 * look as well.
+	 */
+	EXPECT_EQ(OUT_CLEAN, outcome) {
+		TH_LOG("%s: no clean exit after all %lu pages (see the outcome line)",
+		       tc->name, opt_pages);
 	}
 	/*
 	 * On the kernel's debugfs a case that injected nothing proved
 	 * nothing, and a knob or filter that stopped matching would pass
 	 * every case. A fake tree (-D) injects nothing; -p 0 is the control.
 	 */
-	if (!fake_tree && opt_percent > 0 && injected <= 0) {
+	if (!fake_tree && opt_percent > 0) {
 		if (injected == 0 && tc->none_expected) {
 			ksft_print_msg("%s: %s\n", tc->name, tc->none_expected);
-		} else if (injected == 0) {
-			ksft_print_msg("%s: injection did not happen: 0 %s failures at probability %u%%\n",
-				 tc->name, facility_short[tc->facility],
-				 opt_percent);
-			pass = false;
 		} else {
-			ksft_print_msg("%s: injection not shown: %s/times unreadable\n",
-				 tc->name, facility_dir[tc->facility]);
-			pass = false;
+			EXPECT_NE(-1L, injected) {
+				TH_LOG("%s: injection not shown: %s/times unreadable",
+				       tc->name, facility_dir[tc->facility]);
+			}
+			EXPECT_NE(0L, injected) {
+				TH_LOG("%s: injection did not happen: 0 %s failures at probability %u%%",
+				       tc->name, facility_short[tc->facility], opt_percent);
+			}
 		}
 	}
-	if (r->msg[0])
-		ksft_print_msg("%s: %s\n", tc->name, r->msg);
-	ksft_test_result(pass, "%s\n", tc->name);
 }
 
-static void usage(const char *argv0)
+/* ---- the cases ---- */
+
+FIXTURE(swapin) {
+	struct case_state st;
+};
+
+FIXTURE_VARIANT(swapin) {
+	const struct test_case *tc;
+};
+
+FIXTURE_VARIANT_ADD(swapin, fail_page_alloc) {
+	.tc = &cases[0],
+};
+
+FIXTURE_VARIANT_ADD(swapin, failslab) {
+	.tc = &cases[1],
+};
+
+FIXTURE_SETUP(swapin)
 {
-	fprintf(stderr,
+	case_setup(_metadata, &self->st, variant->tc);
+}
+
+FIXTURE_TEARDOWN(swapin)
+{
+	case_teardown(&self->st);
+}
+
+/* -t + TIMEOUT_MARGIN in the end: main() sets it from -t. */
+TEST_F_TIMEOUT(swapin, read_back, DEFAULT_TIMEOUT + TIMEOUT_MARGIN)
+{
+	run_case(_metadata, &self->st);
+}
+
+FIXTURE(uffd) {
+	struct case_state st;
+};
+
+FIXTURE_VARIANT(uffd) {
+	const struct test_case *tc;
+};
+
+FIXTURE_VARIANT_ADD(uffd, copy_fail_page_alloc) {
+	.tc = &cases[2],
+};
+
+FIXTURE_VARIANT_ADD(uffd, copy_failslab) {
+	.tc = &cases[3],
+};
+
+FIXTURE_VARIANT_ADD(uffd, zeropage_fail_page_alloc) {
+	.tc = &cases[4],
+};
+
+FIXTURE_SETUP(uffd)
+{
+	case_setup(_metadata, &self->st, variant->tc);
+}
+
+FIXTURE_TEARDOWN(uffd)
+{
+	case_teardown(&self->st);
+}
+
+TEST_F_TIMEOUT(uffd, resolve, DEFAULT_TIMEOUT + TIMEOUT_MARGIN)
+{
+	run_case(_metadata, &self->st);
+}
+
+
+/* ---- main ---- */
+
+static void __attribute__((format(printf, 3, 4)))
+append(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+
+	if (len + 1 >= size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
+}
+
+/* After the harness's totals: the closing lines, from every case's share. */
+static void print_summary(void)
+{
+	static unsigned long copy_err[ERRNO_SLOTS], zp_err[ERRNO_SLOTS];
+	unsigned long injected_total[NR_FACILITIES] = { 0 };
+	bool injected_known[NR_FACILITIES] = { false };
+	unsigned long copy_calls = 0, copy_ok = 0, copy_partial = 0;
+	unsigned long zp_calls = 0, zp_ok = 0, zp_partial = 0;
+	unsigned int out[OUT_WAIT_ERROR + 1] = { 0 };
+	char line[2048], errs[512];
+	size_t i;
+	int e;
+
+	for (i = 0; i < NR_CASES; i++) {
+		const struct case_summary *cs = &shared->c[i];
+		bool zp = cases[i].kind == UFFD_ZEROPAGE;
+
+		if (!cs->ran)
+			continue;
+		if (cs->injected >= 0) {
+			injected_total[cases[i].facility] += cs->injected;
+			injected_known[cases[i].facility] = true;
+		}
+		out[cs->outcome]++;
+		if (cases[i].kind == SWAPIN)
+			continue;
+		*(zp ? &zp_calls : &copy_calls) += cs->calls;
+		*(zp ? &zp_ok : &copy_ok) += cs->ok;
+		*(zp ? &zp_partial : &copy_partial) += cs->partial;
+		for (e = 0; e < ERRNO_SLOTS; e++)
+			(zp ? zp_err : copy_err)[e] += cs->err[e];
+	}
+
+	line[0] = '\0';
+	append(line, sizeof(line), "injected");
+	for (i = 0; i < NR_FACILITIES; i++) {
+		if (injected_known[i])
+			append(line, sizeof(line), " %s=%lu", facility_short[i],
+			       injected_total[i]);
+		else
+			append(line, sizeof(line), " %s=?", facility_short[i]);
+	}
+	/* Per case too: a sum hides the case that injected nothing. */
+	for (i = 0; i < NR_CASES; i++) {
+		append(line, sizeof(line), "%s%s=", i ? " " : " (", cases[i].name);
+		if (!shared->c[i].ran)
+			append(line, sizeof(line), "skip");
+		else if (shared->c[i].injected >= 0)
+			append(line, sizeof(line), "%ld", shared->c[i].injected);
+		else
+			append(line, sizeof(line), "?");
+	}
+	ksft_print_msg("%s)\n", line);
+
+	/* One line the lab copies into its report (lab/src/results.rs). */
+	line[0] = '\0';
+	append(line, sizeof(line), "volume injected");
+	for (i = 0; i < NR_FACILITIES; i++)
+		if (injected_known[i])
+			append(line, sizeof(line), " %s=%lu", facility_short[i],
+			       injected_total[i]);
+	ksft_print_msg("%s copy_calls=%lu zeropage_calls=%lu\n", line, copy_calls,
+		       zp_calls);
+
+	/* The harness killed a case still OUT_RUNNING, at its timeout. */
+	line[0] = '\0';
+	format_errnos(errs, sizeof(errs), copy_err);
+	append(line, sizeof(line),
+	       "outcomes children: clean=%u sigkill=%u sigbus=%u other_signal=%u timeout=%u;"
+	       " UFFDIO_COPY: calls=%lu ok=%lu partial=%lu errors:%s;",
+	       out[OUT_CLEAN], out[OUT_SIGKILL], out[OUT_SIGBUS], out[OUT_OTHER_SIG],
+	       out[OUT_TIMEOUT] + out[OUT_RUNNING], copy_calls, copy_ok, copy_partial, errs);
+	format_errnos(errs, sizeof(errs), zp_err);
+	ksft_print_msg("%s UFFDIO_ZEROPAGE: calls=%lu ok=%lu partial=%lu errors:%s\n",
+		       line, zp_calls, zp_ok, zp_partial, errs);
+}
+
+/* test_harness_run() ends in exit(): main()'s last word comes from here. */
+static void at_exit(void)
+{
+	if (getpid() != main_pid)
+		return;		/* a case's process that called exit() */
+	restore_injection();
+	if (shared->started)
+		print_summary();
+}
+
+static void __attribute__((noreturn)) usage(const char *argv0, int code)
+{
+	fprintf(code ? stderr : stdout,
 		"usage: %s [-p PERCENT] [-n PAGES] [-t SECONDS] [-D DEBUGFS_DIR]\n"
+		"          [-- HARNESS_OPTIONS]\n"
 		"  -p  injection probability, 0-100 (default %d)\n"
 		"  -n  pages per case, 2-%d (default %d)\n"
-		"  -t  timeout per case in seconds (default %d)\n"
-		"  -D  debugfs root (default %s); make-it-fail then goes to DIR/make-it-fail\n",
+		"  -t  timeout per case in seconds, 2-3600 (default %d;\n"
+		"      the harness's own is %d s more)\n"
+		"  -D  debugfs root (default %s); make-it-fail then goes to DIR/make-it-fail\n"
+		"  after --: kselftest_harness.h's options, e.g. -l (list the cases),\n"
+		"      -r FIXTURE.VARIANT.TEST (run one), -h (its help)\n",
 		argv0, DEFAULT_PERCENT, MAX_PAGES, DEFAULT_PAGES,
-		DEFAULT_TIMEOUT, DEFAULT_DEBUGFS);
-	exit(2);
+		DEFAULT_TIMEOUT, TIMEOUT_MARGIN, DEFAULT_DEBUGFS);
+	exit(code);
 }
 
 static unsigned long parse_num(const char *s, unsigned long min,
@@ -1531,18 +1810,17 @@ static unsigned long parse_num(const char *s, unsigned long min,
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || end == s || *end || v < min || v > max)
-		usage(argv0);
+		usage(argv0, KSFT_FAIL);
 	return v;
 }
 
 int main(int argc, char **argv)
 {
-	struct case_result *r;
-	char errs[512];
-	size_t i;
-	int opt;
+	char **hargv;
+	int opt, hargc, i;
 
-	while ((opt = getopt(argc, argv, "p:n:t:D:h")) != -1) {
+	/* "+": stop at the first non-option, and at "--". */
+	while ((opt = getopt(argc, argv, "+p:n:t:D:h")) != -1) {
 		switch (opt) {
 		case 'p':
 			opt_percent = parse_num(optarg, 0, 100, argv[0]);
@@ -1557,72 +1835,38 @@ int main(int argc, char **argv)
 			opt_debugfs = optarg;
 			fake_tree = true;
 			break;
+		case 'h':
+			usage(argv[0], KSFT_PASS);
 		default:
-			usage(argv[0]);
+			usage(argv[0], KSFT_FAIL);
 		}
 	}
-	page_size = sysconf(_SC_PAGESIZE);
+	/* What follows "--" is the harness's; nothing else may follow. */
+	if (optind < argc && strcmp(argv[optind - 1], "--"))
+		usage(argv[0], KSFT_FAIL);
+	hargc = 1 + argc - optind;
+	hargv = calloc(hargc + 1, sizeof(*hargv));
+	if (!hargv)
+		ksft_exit_fail_perror("calloc");
+	hargv[0] = argv[0];
+	for (i = 1; i < hargc; i++)
+		hargv[i] = argv[optind + i - 1];
+
+	page_size = psize();
 	words_per_page = page_size / sizeof(uint64_t);
 	snprintf(mif_fake_path, sizeof(mif_fake_path), "%s/make-it-fail",
 		 opt_debugfs);
-
-	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (r == MAP_FAILED) {
-		perror("mmap");
-		return 1;
-	}
-	for (i = 0; i < NR_CASES; i++)
-		case_injected[i] = INJECTED_SKIPPED;
-	/*
-	 * An orphaned holder is reparented to us, to finish its re-read and
-	 * be reaped (wait_child()).
-	 */
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	main_pid = getpid();
+	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED)
+		ksft_exit_fail_perror("mmap");
+	save_knobs();
+	harness_set_timeout(NULL, opt_timeout + TIMEOUT_MARGIN);
 	install_signals();
-	atexit(restore_injection);
-	alarm(NR_CASES * (opt_timeout + 10) + 30);
+	atexit(at_exit);
 
-	ksft_print_header();
-	ksft_set_plan(NR_CASES);
-	ksft_print_msg("fault_inject: %lu pages per case, probability %u%%, %u s per case, debugfs %s%s\n",
-		 opt_pages, opt_percent, opt_timeout, opt_debugfs,
-		 fake_tree ? " (not the kernel's: nothing is injected)" : "");
-	for (i = 0; i < NR_CASES; i++)
-		run_case(&cases[i], r);
-	current_case = "teardown";
-	restore_injection();
-	alarm(0);
-
-	printf("# injected");
-	for (i = 0; i < NR_FACILITIES; i++) {
-		if (injected_known[i])
-			printf(" %s=%lu", facility_short[i], injected_total[i]);
-		else
-			printf(" %s=?", facility_short[i]);
-	}
-	/* Per case too: a sum hides the case that injected nothing. */
-	for (i = 0; i < NR_CASES; i++) {
-		printf("%s%s=", i ? " " : " (", cases[i].name);
-		if (case_injected[i] >= 0)
-			printf("%ld", case_injected[i]);
-		else
-			printf("%s", case_injected[i] == INJECTED_SKIPPED ? "skip" : "?");
-	}
-	printf(")\n");
-	/* One line the lab copies into its report (lab/src/results.rs). */
-	printf("# volume injected");
-	for (i = 0; i < NR_FACILITIES; i++)
-		if (injected_known[i])
-			printf(" %s=%lu", facility_short[i], injected_total[i]);
-	printf(" copy_calls=%lu zeropage_calls=%lu\n", copy_calls, zp_calls);
-	format_errnos(errs, sizeof(errs), copy_err);
-	printf("# outcomes children: clean=%u sigkill=%u sigbus=%u other_signal=%u timeout=%u;"
-	       " UFFDIO_COPY: calls=%lu ok=%lu partial=%lu errors:%s;",
-	       out_clean, out_sigkill, out_sigbus, out_other_sig, out_timeout,
-	       copy_calls, copy_ok, copy_partial, errs);
-	format_errnos(errs, sizeof(errs), zp_err);
-	printf(" UFFDIO_ZEROPAGE: calls=%lu ok=%lu partial=%lu errors:%s\n",
-	       zp_calls, zp_ok, zp_partial, errs);
-	ksft_finished();
+	/* 0: glibc starts its getopt() over, in its default mode. */
+	optind = 0;
+	return test_harness_run(hargc, hargv);
 }

@@ -5,7 +5,7 @@
  * they do on a user's loaded machine, while one thread takes mmap_lock for
  * writing and another forks. Every page's content is checked.
  *
- *   memcg_thrash [-t SECONDS] [-j THREADS] [-w MIB] [-m MIB] [-f MS] [-s SEED]
+ *   memcg_thrash [-t SECONDS] [-j THREADS] [-w MIB] [-m MIB] [-f MS] [-s SEED] [-- HARNESS OPTIONS]
  *
  * The model is the memcg-thrash one of the per-VMA lock retry discussions
  * (linux-mm, 2025-2026): a round is one pass of a thread over its slice of
@@ -16,12 +16,17 @@
  * that the measured rounds start with the working set above the limit;
  * that pass is neither timed nor counted.
  *
- * Output is kselftest TAP with one case, "thrash": it passes when every
- * page read back held what was last written to it, every faulting thread
- * got on after its fill, pages came back from swap, and the writer and the
- * forker ran. Comment lines give what a benchmark reads (rounds count
- * passes over a slice, fractions included):
+ * Output is kselftest TAP (kselftest_harness.h) with one case,
+ * "memcg.thrash": it passes when every page read back held what was last
+ * written to it, every faulting thread got on after its fill, pages came
+ * back from swap, and the writer and the forker ran. It skips, saying
+ * why, without swap (the cgroup could only OOM-kill) or where it cannot
+ * make and join a memory cgroup. Comment lines give the run's seed and
+ * what a benchmark reads (lab/src/thrash.rs; rounds count passes over a
+ * slice, fractions included):
  *
+ *   # seed S: T threads cycle W MiB under memory.max M MiB for N s, a fork every F ms
+ *   # swap on DEVICE
  *   # rounds N in S s: R rounds/s
  *   # access latency us: p50 A p90 B p99 C max D (N accesses)
  *   # fork latency us: p50 A p90 B p99 C max D (N forks)
@@ -34,9 +39,12 @@
  * and vma_lock_retry_success (of those, the ones that completed there)
  * come with the retry under the per-VMA lock.
  *
- * The memory cgroup is made under the cgroup2 mount and removed at exit;
- * the program runs in it (memory.max MIB, swap unlimited). Swap must be
- * on: without it the cgroup would only OOM-kill.
+ * The memory cgroup, memcg_thrash.PID (PID: the program's, not the case's)
+ * under the cgroup2 mount, is made and joined by the case's process
+ * (memory.max MIB, swap unlimited), left and removed when the case ends;
+ * the program removes it at exit if the case could not (the harness killed
+ * it at its timeout). The harness's own options (-l to list, -r NAME to
+ * run one, ...) go after "--": -t and -f before it are this program's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,15 +65,18 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "kselftest_harness.h"
+#include "vm_util.h"
 #include "guest_util.h"
-#include "kselftest.h"
 
 #define MAX_THREADS	16
 
+/* Set by main() before the harness runs the case; read-only in it. */
 static long page_size;
 static int opt_seconds = 10, opt_threads = 2, opt_fork_ms = 200;
 static unsigned long opt_ws_mib = 48, opt_max_mib = 16;
 static uint64_t opt_seed;
+static pid_t main_pid;
 
 static atomic_bool stop;
 static atomic_ulong mismatches;
@@ -244,9 +255,6 @@ static void *forker(void *arg)
 	return NULL;
 }
 
-/* The memory cgroup the program runs in, and the one it came from. */
-static char cg_dir[PATH_MAX], cg_home[PATH_MAX];
-
 static int put_file(const char *path, const char *s)
 {
 	FILE *f = fopen(path, "w");
@@ -261,59 +269,109 @@ static int put_file(const char *path, const char *s)
 	return ret;
 }
 
-/* Makes and joins a memory cgroup with memory.max MIB; why it could not. */
-static const char *memcg_enter(unsigned long mib)
+/* Where cgroup2 is mounted, into @mnt; false if it is not. */
+static bool cgroup2_mount(char *mnt, size_t len)
 {
-	char path[PATH_MAX + 32], line[PATH_MAX], mnt[PATH_MAX] = "", max[32];
+	FILE *f = setmntent("/proc/self/mounts", "r");
 	struct mntent *m;
-	FILE *f;
+	bool found = false;
 
-	f = setmntent("/proc/self/mounts", "r");
-	while (f && (m = getmntent(f))) {
+	while (f && !found && (m = getmntent(f))) {
 		if (!strcmp(m->mnt_type, "cgroup2")) {
-			snprintf(mnt, sizeof(mnt), "%s", m->mnt_dir);
-			break;
+			snprintf(mnt, len, "%s", m->mnt_dir);
+			found = true;
 		}
 	}
 	if (f)
 		endmntent(f);
-	if (!mnt[0])
+	return found;
+}
+
+/* The memory cgroup the case runs in, and the one it came from. */
+struct memcg_place {
+	char dir[PATH_MAX];
+	char home[PATH_MAX];
+};
+
+FIXTURE(memcg) {
+	struct memcg_place cg;
+};
+
+/*
+ * Makes and joins a memory cgroup with memory.max MIB; NULL, or why it
+ * could not, with errno that of the call that failed (0 if none did).
+ */
+static const char *memcg_enter(struct memcg_place *cg, unsigned long mib)
+{
+	char path[PATH_MAX + 32], line[PATH_MAX], mnt[PATH_MAX], max[32];
+	FILE *f;
+
+	if (!cgroup2_mount(mnt, sizeof(mnt))) {
+		errno = 0;
 		return "no cgroup2 mount";
+	}
 	f = fopen("/proc/self/cgroup", "r");
 	while (f && fgets(line, sizeof(line), f)) {
 		if (!strncmp(line, "0::", 3)) {
 			line[strcspn(line, "\n")] = '\0';
-			snprintf(cg_home, sizeof(cg_home), "%s%s", mnt, line + 3);
+			if (snprintf(cg->home, sizeof(cg->home), "%s%s", mnt,
+				     line + 3) >= (int)sizeof(cg->home))
+				cg->home[0] = '\0';
 		}
 	}
 	if (f)
 		fclose(f);
+	if (!cg->home[0]) {
+		errno = 0;
+		return "no cgroup2 entry in /proc/self/cgroup";
+	}
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", mnt);
-	if (!cg_home[0] || put_file(path, "+memory"))
+	if (put_file(path, "+memory"))
 		return "cannot enable the memory controller";
-	snprintf(cg_dir, sizeof(cg_dir), "%s/memcg_thrash.%d", mnt, getpid());
-	if (mkdir(cg_dir, 0755))
+	if (snprintf(cg->dir, sizeof(cg->dir), "%s/memcg_thrash.%d", mnt,
+		     main_pid) >= (int)sizeof(cg->dir)) {
+		cg->dir[0] = '\0';
+		errno = 0;
+		return "the cgroup's path is too long";
+	}
+	if (mkdir(cg->dir, 0755))
 		return "cannot make the cgroup";
-	snprintf(path, sizeof(path), "%s/memory.max", cg_dir);
+	snprintf(path, sizeof(path), "%s/memory.max", cg->dir);
 	snprintf(max, sizeof(max), "%lu", mib << 20);
 	if (put_file(path, max))
 		return "cannot set memory.max";
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cg_dir);
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg->dir);
 	if (put_file(path, "0"))
 		return "cannot join the cgroup";
 	return NULL;
 }
 
-static void memcg_leave(void)
+/* Moves the process back home and removes the cgroup. */
+static void memcg_leave(struct memcg_place *cg)
 {
 	char path[PATH_MAX + 32];
 
-	if (!cg_dir[0])
+	if (!cg->dir[0])
 		return;
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cg_home);
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg->home);
 	put_file(path, "0");
-	rmdir(cg_dir);
-	cg_dir[0] = '\0';
+	rmdir(cg->dir);
+	cg->dir[0] = '\0';
+}
+
+/*
+ * atexit() of main(): remove the case's cgroup if the case could not,
+ * having been killed at its timeout (its processes are gone by now).
+ */
+static void memcg_remove(void)
+{
+	char mnt[PATH_MAX], dir[PATH_MAX + 32];
+
+	if (getpid() != main_pid || !cgroup2_mount(mnt, sizeof(mnt)))
+		return;
+	snprintf(dir, sizeof(dir), "%s/memcg_thrash.%d", mnt, main_pid);
+	if (rmdir(dir) && errno != ENOENT)
+		ksft_print_msg("could not remove %s: %s\n", dir, strerror(errno));
 }
 
 static const char * const vmstat_names[] = {
@@ -321,7 +379,7 @@ static const char * const vmstat_names[] = {
 	"vma_lock_retry", "vma_lock_miss", "vma_lock_retry_vma",
 	"vma_lock_retry_success",
 };
-#define NR_VMSTAT (sizeof(vmstat_names) / sizeof(vmstat_names[0]))
+#define NR_VMSTAT ARRAY_SIZE(vmstat_names)
 
 /* Which of vmstat_names this kernel has. */
 static bool vmstat_present[NR_VMSTAT];
@@ -345,80 +403,63 @@ static void read_vmstat(unsigned long *v)
 		fclose(f);
 }
 
-static void usage(const char *prog)
+/*
+ * Prints the seed whatever comes of the case, then skips it without swap
+ * or a memory cgroup to run in.
+ */
+FIXTURE_SETUP(memcg)
 {
-	fprintf(stderr,
-		"usage: %s [-t SECONDS] [-j THREADS] [-w WORKING_SET_MIB] [-m MEMORY_MAX_MIB] [-f FORK_MS] [-s SEED]\n",
-		prog);
-	exit(KSFT_FAIL);
-}
-
-int main(int argc, char **argv)
-{
-	static struct worker workers[MAX_THREADS];
-	unsigned long before[NR_VMSTAT], after[NR_VMSTAT], writer_ops = 0;
-	unsigned long t0, pages, slice;
-	pthread_t writer_tid, forker_tid;
-	struct hist lat = { 0 }, fork_lat = { 0 };
-	char line[512] = "";
 	const char *why;
-	double secs, rounds;
-	char *area;
-	bool ok;
-	int c;
+	int err;
 
-	opt_seed = (uint64_t)time(NULL) * 2654435761u;
-	while ((c = getopt(argc, argv, "t:j:w:m:f:s:")) != -1) {
-		switch (c) {
-		case 't': opt_seconds = atoi(optarg); break;
-		case 'j': opt_threads = atoi(optarg); break;
-		case 'w': opt_ws_mib = strtoul(optarg, NULL, 0); break;
-		case 'm': opt_max_mib = strtoul(optarg, NULL, 0); break;
-		case 'f': opt_fork_ms = atoi(optarg); break;
-		case 's': opt_seed = strtoull(optarg, NULL, 0); break;
-		default: usage(argv[0]);
-		}
-	}
-	if (opt_seconds < 1 || opt_threads < 1 || opt_threads > MAX_THREADS ||
-	    opt_max_mib < 4 || opt_ws_mib <= opt_max_mib || opt_fork_ms < 1)
-		usage(argv[0]);
-	page_size = sysconf(_SC_PAGESIZE);
-
-	ksft_print_header();
-	ksft_set_plan(1);
 	ksft_print_msg("seed %llu: %d threads cycle %lu MiB under memory.max %lu MiB for %d s, a fork every %d ms\n",
 		       (unsigned long long)opt_seed, opt_threads, opt_ws_mib, opt_max_mib,
 		       opt_seconds, opt_fork_ms);
-	if (!swap_active()) {
-		ksft_test_result_skip("thrash: no swap: the cgroup could only OOM-kill\n");
-		ksft_finished();
-	}
-	why = memcg_enter(opt_max_mib);
+	if (!swap_active())
+		SKIP(return, "no swap: the cgroup could only OOM-kill");
+	why = memcg_enter(&self->cg, opt_max_mib);
 	if (why) {
-		memcg_leave();
-		ksft_test_result_skip("thrash: %s (%s)\n", why, strerror(errno));
-		ksft_finished();
+		err = errno;
+		memcg_leave(&self->cg);
+		if (err)
+			SKIP(return, "%s (%s)", why, strerror(err));
+		SKIP(return, "%s", why);
 	}
-	{
-		FILE *f = fopen("/proc/swaps", "r");
+}
 
-		if (f && fgets(line, sizeof(line), f) && fgets(line, sizeof(line), f))
-			line[strcspn(line, " \t")] = '\0';
-		if (f)
-			fclose(f);
-		ksft_print_msg("swap on %s\n", line);
-	}
+FIXTURE_TEARDOWN(memcg)
+{
+	memcg_leave(&self->cg);
+}
+
+TEST_F(memcg, thrash)
+{
+	static struct worker workers[MAX_THREADS];
+	unsigned long before[NR_VMSTAT], after[NR_VMSTAT], writer_ops = 0;
+	unsigned long t0, pages, slice, bad;
+	pthread_t writer_tid, forker_tid;
+	struct hist lat = { 0 }, fork_lat = { 0 };
+	char line[512] = "";
+	double secs, rounds;
+	char *area;
+	FILE *f;
+
+	f = fopen("/proc/swaps", "r");
+	if (f && fgets(line, sizeof(line), f) && fgets(line, sizeof(line), f))
+		line[strcspn(line, " \t")] = '\0';
+	if (f)
+		fclose(f);
+	ksft_print_msg("swap on %s\n", line);
 
 	pages = (opt_ws_mib << 20) / page_size;
 	slice = pages / opt_threads;
 	area = mmap(NULL, pages * page_size, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
-		ksft_exit_fail_msg("mmap %lu MiB: %s\n", opt_ws_mib, strerror(errno));
+	ASSERT_NE(MAP_FAILED, area) TH_LOG("mmap %lu MiB: %s", opt_ws_mib, strerror(errno));
 	/* Huge pages would swap out whole, or be split: keep the model's pages. */
 	madvise(area, pages * page_size, MADV_NOHUGEPAGE);
 
-	pthread_barrier_init(&filled, NULL, opt_threads + 1);
+	ASSERT_EQ(0, pthread_barrier_init(&filled, NULL, opt_threads + 1));
 	for (int i = 0; i < opt_threads; i++) {
 		struct worker *w = &workers[i];
 
@@ -426,32 +467,26 @@ int main(int argc, char **argv)
 		w->slice = area + i * slice * page_size;
 		w->pages = slice;
 		w->version = calloc(slice, sizeof(*w->version));
-		if (!w->version || pthread_create(&w->tid, NULL, work, w))
-			ksft_exit_fail_msg("thread %d: %s\n", i, strerror(errno));
+		ASSERT_NE(NULL, w->version) TH_LOG("thread %d: %s", i, strerror(errno));
+		ASSERT_EQ(0, pthread_create(&w->tid, NULL, work, w)) TH_LOG("thread %d", i);
 	}
 	pthread_barrier_wait(&filled);
 	read_vmstat(before);
 	t0 = now_ns();
-	if (pthread_create(&writer_tid, NULL, writer, &writer_ops) ||
-	    pthread_create(&forker_tid, NULL, forker, &fork_lat))
-		ksft_exit_fail_msg("writer or forker thread: %s\n", strerror(errno));
+	ASSERT_EQ(0, pthread_create(&writer_tid, NULL, writer, &writer_ops));
+	ASSERT_EQ(0, pthread_create(&forker_tid, NULL, forker, &fork_lat));
 	sleep(opt_seconds);
 	atomic_store(&stop, true);
-	ok = true;
 	for (int i = 0; i < opt_threads; i++) {
 		pthread_join(workers[i].tid, NULL);
 		hist_merge(&lat, &workers[i].lat);
-		if (!workers[i].lat.count) {
-			ksft_print_msg("thread %d accessed no page after its fill\n", i);
-			ok = false;
-		}
 	}
 	pthread_join(writer_tid, NULL);
 	pthread_join(forker_tid, NULL);
 	secs = (now_ns() - t0) / 1e9;
 	read_vmstat(after);
 	munmap(area, pages * page_size);
-	memcg_leave();
+	memcg_leave(&self->cg);
 
 	/* Rounds of all threads, in slices passed over: fractions count. */
 	rounds = (double)lat.count / slice;
@@ -465,19 +500,94 @@ int main(int argc, char **argv)
 			snprintf(line + strlen(line), sizeof(line) - strlen(line), " %s +%lu",
 				 vmstat_names[i], after[i] - before[i]);
 	ksft_print_msg("vmstat:%s (system-wide)\n", line);
-	if (atomic_load(&mismatches)) {
-		ksft_print_msg("%lu pages read back something else than was written\n",
-			       atomic_load(&mismatches));
-		ok = false;
+
+	for (int i = 0; i < opt_threads; i++) {
+		EXPECT_NE(0UL, workers[i].lat.count)
+			TH_LOG("thread %d accessed no page after its fill", i);
 	}
-	if (!writer_ops || !fork_lat.count) {
-		ksft_print_msg("the writer or the forker did not run\n");
-		ok = false;
+	bad = atomic_load(&mismatches);
+	EXPECT_EQ(0UL, bad) TH_LOG("%lu pages read back something else than was written", bad);
+	EXPECT_NE(0UL, writer_ops) TH_LOG("the writer did not run");
+	EXPECT_NE(0UL, fork_lat.count) TH_LOG("the forker did not run");
+	EXPECT_NE(0UL, after[0] - before[0])
+		TH_LOG("no page came back from swap: memory.max did not squeeze");
+}
+
+/*
+ * The harness kills a case that runs past its timeout and reports it
+ * "not ok". TEST_F_TIMEOUT() takes a constant, fixed when the case
+ * registers, before main() has read the options; so main() sets the
+ * timeout from them: the -t seconds, plus 1 s for each MiB of the working
+ * set, which the fill writes once through memory.max (the lab's throttled
+ * swap disk moves about 8 MiB/s: 0.33 rounds/s of 24 MiB slices), plus one
+ * fork pause and 60 s for the rest. That is 113 s for the plan's -t 5 and
+ * 118 s for `make bench`'s -t 10, both of which the guest allows 300 s.
+ */
+static void set_timeouts(void)
+{
+	harness_set_timeout(NULL, 60 + opt_seconds + opt_ws_mib + opt_fork_ms / 1000);
+}
+
+static void __noreturn usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [-t SECONDS] [-j THREADS] [-w WORKING_SET_MIB] [-m MEMORY_MAX_MIB] [-f FORK_MS] [-s SEED] [-- HARNESS OPTIONS]\n"
+		"after --, kselftest_harness options: -l lists the case, -h tells the others\n",
+		prog);
+	exit(KSFT_FAIL);
+}
+
+int main(int argc, char **argv)
+{
+	int c;
+
+	/*
+	 * Line-buffered even into a pipe: the case's process ends with
+	 * _exit() or abort(), which would lose what stdio still held, and
+	 * the forker's children must not inherit a full buffer.
+	 */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	opt_seed = (uint64_t)time(NULL) * 2654435761u;
+	/* "+": stop at the first argument that is not an option, or "--". */
+	while ((c = getopt(argc, argv, "+t:j:w:m:f:s:")) != -1) {
+		switch (c) {
+		case 't':
+			opt_seconds = atoi(optarg);
+			break;
+		case 'j':
+			opt_threads = atoi(optarg);
+			break;
+		case 'w':
+			opt_ws_mib = strtoul(optarg, NULL, 0);
+			break;
+		case 'm':
+			opt_max_mib = strtoul(optarg, NULL, 0);
+			break;
+		case 'f':
+			opt_fork_ms = atoi(optarg);
+			break;
+		case 's':
+			opt_seed = strtoull(optarg, NULL, 0);
+			break;
+		default:
+			usage(argv[0]);
+		}
 	}
-	if (!(after[0] - before[0])) {
-		ksft_print_msg("no page came back from swap: memory.max did not squeeze\n");
-		ok = false;
-	}
-	ksft_test_result(ok, "thrash\n");
-	ksft_finished();
+	if (optind < argc && strcmp(argv[optind - 1], "--"))
+		usage(argv[0]);
+	if (opt_seconds < 1 || opt_threads < 1 || opt_threads > MAX_THREADS ||
+	    opt_max_mib < 4 || opt_ws_mib <= opt_max_mib || opt_fork_ms < 1)
+		usage(argv[0]);
+	page_size = psize();
+	main_pid = getpid();
+	set_timeouts();
+	if (atexit(memcg_remove))
+		ksft_exit_fail_msg("atexit failed\n");
+
+	/* The harness gets argv[0] and what follows "--". */
+	argv[optind - 1] = argv[0];
+	argc -= optind - 1;
+	argv += optind - 1;
+	optind = 0;	/* glibc: the harness's getopt() starts afresh */
+	return test_harness_run(argc, argv);
 }

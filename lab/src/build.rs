@@ -231,8 +231,12 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, base: Base, names: &[Str
         .collect();
     let (own, names): (Vec<String>, Vec<String>) =
         names.into_iter().partition(|n| layout.guest_programs().join(format!("{n}.c")).is_file());
-    for n in &own {
-        build_guest_program(layout, tc, tree, base, n, &log, arch)?;
+    if !own.is_empty() {
+        let guest = GuestPrograms { layout, tc, tree, base, arch, log: &log };
+        let vm_util = guest.vm_util()?;
+        for n in &own {
+            guest.build(n, &vm_util)?;
+        }
     }
     // Scripts of the selftests folder (run_vmtests.sh) ship as they are.
     let (scripts, names): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| n.ends_with(".sh"));
@@ -277,27 +281,59 @@ pub fn build_selftests(layout: &Layout, tc: &Toolchain, base: Base, names: &[Str
     Ok(())
 }
 
-/// Compiles guest/programs/<name>.c for `arch` as the selftests are built:
-/// static, glibc, against the tree's UAPI headers, and with every warning an
-/// error.
-fn build_guest_program(
-    layout: &Layout,
-    tc: &Toolchain,
-    tree: &Path,
+/// What compiling the lab's guest programs (guest/programs/) for one base
+/// and architecture needs: they are built as the mm selftests are (static,
+/// glibc, the tree's UAPI headers, kselftest_harness.h and vm_util.h).
+struct GuestPrograms<'a> {
+    layout: &'a Layout,
+    tc: &'a Toolchain,
+    /// The tip checkout's tree.
+    tree: &'a Path,
     base: Base,
-    name: &str,
-    log: &Path,
     arch: Arch,
-) -> Result<()> {
-    let src = layout.guest_programs().join(format!("{name}.c"));
-    let out = layout.selftests(base, arch).join(name);
-    let mut c = tc.command(arch.gcc().0);
-    c.args(["-static", "-O2", "-g", "-pthread", "-Wall", "-Wextra", "-Werror"]);
-    c.arg("-isystem").arg(layout.headers(base, arch).join("usr/include"));
-    // kselftest.h, as the mm selftests use it.
-    c.arg("-I").arg(tree.join("tools/testing/selftests"));
-    c.arg("-o").arg(&out).arg(&src);
-    eprintln!("lab: building guest program {name} for {base} on {arch} (log: {})", log.display());
-    // run_logged's error already quotes the first errors and names the log.
-    cmd::run_logged(&mut c, log, |_| {}).with_context(|| format!("compiling {} failed", src.display()))
+    log: &'a Path,
+}
+
+impl GuestPrograms<'_> {
+    /// Compiles the tree's tools/testing/selftests/mm/vm_util.c as the mm
+    /// selftests' Makefile does (`-Wall`, not the guest programs'
+    /// `-Werror`: it is the tree's code) into the base's selftests folder;
+    /// returns the object the programs link.
+    fn vm_util(&self) -> Result<PathBuf> {
+        let src = self.tree.join("tools/testing/selftests/mm/vm_util.c");
+        let out = self.layout.selftests(self.base, self.arch).join("vm_util.o");
+        let mut c = self.tc.command(self.arch.gcc().0);
+        c.args(["-O2", "-g", "-Wall", "-c"]);
+        c.arg("-isystem").arg(self.layout.headers(self.base, self.arch).join("usr/include"));
+        c.arg("-I").arg(self.tree.join("tools/testing/selftests"));
+        c.arg("-o").arg(&out).arg(&src);
+        cmd::run_logged(&mut c, self.log, |_| {}).with_context(|| format!("compiling {} failed", src.display()))?;
+        Ok(out)
+    }
+
+    /// Compiles guest/programs/<name>.c, linked with `vm_util`
+    /// ([`Self::vm_util`]), with every warning an error but two that
+    /// 6.12's kselftest_harness.h itself trips under -Wextra: unused
+    /// parameters (its macros declare `_metadata`, `self` and `variant` for
+    /// every test) and -Wclobbered (its TEST_F() wrapper keeps the forked
+    /// pid in a local across setjmp()).
+    fn build(&self, name: &str, vm_util: &Path) -> Result<()> {
+        let src = self.layout.guest_programs().join(format!("{name}.c"));
+        let out = self.layout.selftests(self.base, self.arch).join(name);
+        let selftests = self.tree.join("tools/testing/selftests");
+        let mut c = self.tc.command(self.arch.gcc().0);
+        c.args(["-static", "-O2", "-g", "-pthread"]);
+        c.args(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-clobbered", "-Werror"]);
+        c.arg("-isystem").arg(self.layout.headers(self.base, self.arch).join("usr/include"));
+        c.arg("-I").arg(&selftests).arg("-I").arg(selftests.join("mm"));
+        c.arg("-o").arg(&out).arg(&src).arg(vm_util);
+        eprintln!(
+            "lab: building guest program {name} for {} on {} (log: {})",
+            self.base,
+            self.arch,
+            self.log.display()
+        );
+        // run_logged's error already quotes the first errors and names the log.
+        cmd::run_logged(&mut c, self.log, |_| {}).with_context(|| format!("compiling {} failed", src.display()))
+    }
 }

@@ -254,7 +254,11 @@ pub fn analyse(
         }
         // A randomised test prints its seed, so that a failure can be
         // replayed, and how much it did: both belong in the report, however
-        // the test ended.
+        // the test ended. The guest programs print them as kselftest
+        // diagnostics, once a run: `# seed N[: what the run does]` before
+        // the first case (fault_stress, memcg_thrash: replay with `-s N`)
+        // and `# volume NAME=COUNT ...` after the cases that did the work
+        // (fault_stress's stress.mixed, fault_inject's summary).
         for key in ["# seed ", "# volume "] {
             if let Some(v) = s.lines.iter().find_map(|l| l.trim_start().strip_prefix(key)) {
                 r.detail.push_str(&format!("; {}{}", &key[2..], v.trim()));

@@ -1,6 +1,24 @@
 //! The benchmark's samples: one per measured repeat, read from the
 //! `# bench` lines guest/programs/fault_bench.c prints, and their
 //! statistics per clock, configuration and kernel.
+//!
+//! A `# bench` line is one measured repeat of one case (the warm-up repeat
+//! is not printed), `NAME=VALUE` fields in this order, separated by single
+//! spaces:
+//!
+//! ```text
+//! # bench kind=K threads=T writer=W rep=I pages=P faults=F majflt=M ns=N ns_per_fault=X cpu_ns=C writer_ops=O
+//! ```
+//!
+//! K is anon, swapin, uffd or file; T the faulting threads (1, 2); W
+//! whether a thread mprotect()s another mapping meanwhile (0, 1); I the
+//! repeat (0 to R-1); P the pages faulted; F the faults counted for the
+//! faulting threads (RUSAGE_THREAD minflt + majflt), M its major part; N
+//! the CLOCK_MONOTONIC nanoseconds from the start barrier to the last
+//! faulting thread done, X = N/P with one decimal; C the faulting threads'
+//! CLOCK_THREAD_CPUTIME_ID nanoseconds summed; O the writer's mprotect()
+//! calls. Before the harness's TAP, one `# bench config ...` line gives the
+//! run's options.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
