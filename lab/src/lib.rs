@@ -17,6 +17,7 @@ pub mod config;
 pub mod console;
 pub mod cover;
 pub mod deb;
+pub mod decode;
 pub mod disk;
 pub mod git;
 pub mod initramfs;

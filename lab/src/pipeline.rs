@@ -11,6 +11,7 @@ use crate::baseline;
 use crate::build;
 use crate::callpath;
 use crate::config::{self, Kernel};
+use crate::decode;
 use crate::kconfig::{self, Value};
 use crate::layout::Layout;
 use crate::plan::Plan;
@@ -242,7 +243,26 @@ pub fn boot(
                       the tests: check that the suites are built in (FAULT_LOCK_KUNIT_TEST) and that autorun is on";
         rows.insert(at, TestResult::new(v, "kunit", Status::Fail, detail.into()));
     }
+    if rows.iter().any(|r| !r.splats.is_empty()) && is_y(&config, "DEBUG_INFO") {
+        let note = decode_reports(layout, tc, v, &log, dir);
+        for r in rows.iter_mut().filter(|r| !r.splats.is_empty()) {
+            r.detail.push_str(&format!("; {note}"));
+        }
+    }
     Ok((rows, outcome))
+}
+
+/// The serial log `log` of `v`'s guest with its kernel reports' stack
+/// traces decoded ([`decode`]) into `dir`; says where, or why not.
+fn decode_reports(layout: &Layout, tc: &Toolchain, v: &Variant, log: &Path, dir: &Path) -> String {
+    let out = dir.join("serial.decoded.log");
+    let decoded = SourceTree::of(layout, v, &format!("decoding the kernel reports of {v}")).and_then(|src| {
+        decode::decode(&tc.root, v.base, src.path(), &layout.kbuild(v).join("vmlinux"), log, &out)
+    });
+    match decoded {
+        Ok(()) => format!("stack traces with file and line: {}", out.display()),
+        Err(e) => format!("stack traces not decoded: {e:#}"),
+    }
 }
 
 /// The `call-path` row: whether the built kernel calls the Rust or the C
