@@ -21,6 +21,7 @@ pub mod decode;
 pub mod disk;
 pub mod git;
 pub mod initramfs;
+pub mod kcidb;
 pub mod kconfig;
 pub mod layout;
 pub mod lock;

@@ -12,6 +12,7 @@ use crate::build;
 use crate::callpath;
 use crate::config::{self, Kernel};
 use crate::decode;
+use crate::kcidb;
 use crate::kconfig::{self, Value};
 use crate::layout::Layout;
 use crate::plan::Plan;
@@ -256,13 +257,56 @@ pub fn boot(
 /// traces decoded ([`decode`]) into `dir`; says where, or why not.
 fn decode_reports(layout: &Layout, tc: &Toolchain, v: &Variant, log: &Path, dir: &Path) -> String {
     let out = dir.join("serial.decoded.log");
-    let decoded = SourceTree::of(layout, v, &format!("decoding the kernel reports of {v}")).and_then(|src| {
-        decode::decode(&tc.root, v.base, src.path(), &layout.kbuild(v).join("vmlinux"), log, &out)
-    });
+    let decoded = SourceTree::of(layout, v, &format!("decoding the kernel reports of {v}"))
+        .and_then(|src| decode::decode(&tc.root, v.base, src.path(), &layout.kbuild(v).join("vmlinux"), log, &out));
     match decoded {
         Ok(()) => format!("stack traces with file and line: {}", out.display()),
         Err(e) => format!("stack traces not decoded: {e:#}"),
     }
+}
+
+/// The run's results as KCIDB JSON (`kcidb.json` in the run folder `dir`),
+/// checked with kcidb-io.
+fn write_kcidb(
+    layout: &Layout,
+    tc: &Toolchain,
+    dir: &Path,
+    start: &str,
+    sources: &BTreeMap<Base, Source>,
+    variants: &[Variant],
+    rows: &[TestResult],
+) -> Result<()> {
+    let mut checkouts = Vec::new();
+    for (base, source) in sources {
+        checkouts.push(kcidb::CheckoutInput {
+            base: *base,
+            kernel: tree::kernel_version(&layout.tree(*base)).unwrap_or_default(),
+            source: source.clone(),
+            patches: tree::read_series(&layout.patches(*base))?,
+        });
+    }
+    let rustc = tc.root.package_version("rustc-web").unwrap_or_default();
+    let builds: Vec<kcidb::BuildInput> = variants
+        .iter()
+        .map(|v| {
+            let llvm = crate::setup::llvm_of(v.base);
+            let clang = tc.root.package_version(&format!("clang-{llvm}")).unwrap_or_default();
+            kcidb::BuildInput {
+                variant: v.clone(),
+                compiler: format!("clang-{llvm} {clang}, rustc-web {rustc} (Debian trixie)"),
+                config: layout.kbuild(v).join(".config"),
+                log: build::build_log(layout, v),
+                image: build::image(layout, v),
+                serial_log: dir.join(v.base.name()).join(v.name()).join("serial.log"),
+            }
+        })
+        .collect();
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let path = dir.join("kcidb.json");
+    kcidb::Report::new(&name, start, &checkouts, &builds, rows)?.write(&path)?;
+    let count = kcidb::validate(&tc.kcidb_python, &path)?;
+    eprintln!("lab: KCIDB report {} ({count}, valid)", path.display());
+    Ok(())
 }
 
 /// The `call-path` row: whether the built kernel calls the Rust or the C
@@ -335,6 +379,7 @@ pub fn run(
     plan.check_variants(&known_variants(layout)?)?;
     build_all(layout, tc, variants, &plan)?;
     let dir = crate::layout::dated_dir(&layout.runs())?;
+    let start = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
     let mut rows = Vec::new();
     for v in variants {
         if let Some(r) = call_path(layout, v)? {
@@ -370,6 +415,7 @@ pub fn run(
     });
     let json = dir.join("results.json");
     report::write_json(&json, &rows, &meta)?;
+    write_kcidb(layout, tc, &dir, &start, &sources, variants, &rows)?;
     print!("{}", report::table(&rows));
     for (base, source) in &sources {
         println!(

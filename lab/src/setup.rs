@@ -15,9 +15,14 @@ use crate::cmd;
 use crate::layout::Layout;
 use crate::root::{is_root, Root};
 
-/// Debian packages the host needs: mmdebstrap makes the build root. git
-/// (for the work trees) is on every machine that cloned the lab.
-pub const HOST_PACKAGES: &[&str] = &["mmdebstrap"];
+/// Debian packages the host needs: mmdebstrap makes the build root,
+/// python3-venv the environment kcidb-io runs in ([`install_kcidb_io`]).
+/// git (for the work trees) is on every machine that cloned the lab.
+pub const HOST_PACKAGES: &[&str] = &["mmdebstrap", "python3-venv"];
+
+/// kcidb-io from PyPI, KernelCI's own validator of KCIDB reports
+/// ([`crate::kcidb`]).
+pub const KCIDB_IO: &str = "141";
 
 /// The oldest rustc that both bases accept (Linux 7.3's minimum).
 pub const RUSTC_MIN: (u32, u32) = (1, 85);
@@ -73,6 +78,8 @@ pub struct Toolchain {
     pub qboot: PathBuf,
     pub busybox: PathBuf,
     pub bash_static: PathBuf,
+    /// The python of kcidb-io's environment, on the host.
+    pub kcidb_python: PathBuf,
 }
 
 impl Toolchain {
@@ -212,6 +219,39 @@ fn install_bindgen(layout: &Layout) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Installs kcidb-io [`KCIDB_IO`] from PyPI into a virtual environment of
+/// the host's Python under build/tools (in the build root, pip cannot reach
+/// PyPI from behind a proxy whose certificate only the host trusts).
+/// Returns the environment's python.
+fn install_kcidb_io(layout: &Layout) -> Result<PathBuf> {
+    let dir = layout.tools().join(format!("kcidb-io-{KCIDB_IO}"));
+    let python = dir.join("bin").join("python3");
+    let import = || Command::new(&python).args(["-c", "import kcidb_io"]).output().is_ok_and(|o| o.status.success());
+    if import() {
+        return Ok(python);
+    }
+    let log = layout.logs().join("kcidb-io-install.log");
+    eprintln!("lab: installing kcidb-io {KCIDB_IO} from PyPI (log: {})", log.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    cmd::run_logged(Command::new("python3").args(["-m", "venv"]).arg(&dir), &log, |_| {})
+        .context("python3 -m venv failed: install python3-venv")?;
+    cmd::run_logged(
+        Command::new(dir.join("bin").join("pip")).args(["install", "--quiet", &format!("kcidb-io=={KCIDB_IO}")]),
+        &log,
+        |_| {},
+    )
+    .map_err(|e| {
+        anyhow!(
+            "{e}
+pip could not install kcidb-io {KCIDB_IO}: check that PyPI is reachable, then run `lab setup` again"
+        )
+    })?;
+    if !import() {
+        bail!("kcidb-io {KCIDB_IO} was installed, but {} cannot import it (log: {})", python.display(), log.display());
+    }
+    Ok(python)
+}
+
 /// Installs what the host lacks, makes the build root if it is missing or
 /// stale (`refresh`: in any case), then checks every tool's version.
 pub fn ensure(layout: &Layout, refresh: bool) -> Result<Toolchain> {
@@ -303,6 +343,7 @@ pub fn ensure(layout: &Layout, refresh: bool) -> Result<Toolchain> {
     let qboot = in_root(&root, "/usr/share/qemu/qboot.rom", "qemu-system-data")?;
     let busybox = in_root(&root, "/bin/busybox", "busybox-static")?;
     let bash_static = in_root(&root, "/bin/bash-static", "bash-static")?;
+    let kcidb_python = install_kcidb_io(layout)?;
     Ok(Toolchain {
         root,
         rustc,
@@ -317,6 +358,7 @@ pub fn ensure(layout: &Layout, refresh: bool) -> Result<Toolchain> {
         qboot,
         busybox,
         bash_static,
+        kcidb_python,
     })
 }
 
