@@ -63,10 +63,13 @@ test-mainline: lab
 	$(LAB) run --base mainline $(foreach v,$(filter arm64-%,$(TEST_GUESTS_mainline)),--variant $(v))
 
 # make test's second stream: 6.12's mail round trip, then mainline's debug
-# kernel and the checks of its tip, in the tip checkout beside the walk.
+# kernel, its boot as a LAVA job through lava-run (LAVA's results must be
+# the lab's own), and the checks of its tip, in the tip checkout beside the
+# walk.
 test-mainline-tip: lab
 	$(LAB) send --base 6.12 --loopback
 	$(LAB) build --base mainline debug
+	$(LAB) lava --base mainline debug --run
 	$(LAB) check --base mainline --series-only
 
 # All of 6.12: every patch checked, the mail round trip, every 6.12 guest.

@@ -23,6 +23,7 @@ pub mod git;
 pub mod initramfs;
 pub mod kcidb;
 pub mod kconfig;
+pub mod lava;
 pub mod layout;
 pub mod lock;
 pub mod maintainers;

@@ -103,6 +103,21 @@ enum Cmd {
         #[arg(long = "base")]
         bases: Vec<Base>,
     },
+    /// Write a variant's boot as a LAVA job (deploy, boot with the qemu
+    /// method, the plan's results read by LAVA's monitors), with the device
+    /// dictionary of a local qemu device rendered by lava-server's templates;
+    /// with --run, run it with lava-run and check that LAVA's results are the
+    /// lab's own reading of the same console
+    Lava {
+        #[command(flatten)]
+        base: OneBase,
+        /// The variant: a configuration of config/<base>/ or
+        /// `<arch>-<configuration>` (arm64-rust).
+        variant: String,
+        /// Run the job with lava-run in the build root.
+        #[arg(long)]
+        run: bool,
+    },
     /// Check, on built kernels, that C calls the Rust code exactly when the
     /// series' option is on (config/<base>/call-path).
     CallPath {
@@ -315,6 +330,12 @@ fn real_main() -> Result<bool> {
         Cmd::Shell { base: OneBase { base }, variant } => {
             let tc = toolchain(&layout)?;
             pipeline::shell(&layout, &tc, &Variant::parse(base, &variant))?;
+        }
+        Cmd::Lava { base: OneBase { base }, variant, run } => {
+            let tc = toolchain(&layout)?;
+            if !lab::lava::dispatch::lava(&layout, &tc, &Variant::parse(base, &variant), run)? {
+                std::process::exit(1);
+            }
         }
         Cmd::Test { bases } => {
             let tc = toolchain(&layout)?;

@@ -131,7 +131,7 @@ impl Guest {
 /// The machine that boots `v` with `plan` in its initramfs: the kernel,
 /// the guest's shape, and fresh disk images in `dir` (which the caller
 /// removes once QEMU has ended).
-fn machine(layout: &Layout, tc: &Toolchain, v: &Variant, plan: &Plan, dir: &Path, guest: Guest) -> Result<Machine> {
+pub fn machine(layout: &Layout, tc: &Toolchain, v: &Variant, plan: &Plan, dir: &Path, guest: Guest) -> Result<Machine> {
     let initrd = crate::initramfs::build(layout, tc, v, plan)?;
     let mut disks = Vec::new();
     for (name, mib) in DISKS_MIB {

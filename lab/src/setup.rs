@@ -16,7 +16,7 @@ use crate::layout::Layout;
 use crate::root::{is_root, Root};
 
 /// Debian packages the host needs: mmdebstrap makes the build root,
-/// python3-venv the environment kcidb-io runs in ([`install_kcidb_io`]).
+/// python3-venv the environment kcidb-io runs in (see [`Toolchain::kcidb_python`]).
 /// git (for the work trees) is on every machine that cloned the lab.
 pub const HOST_PACKAGES: &[&str] = &["mmdebstrap", "python3-venv"];
 
@@ -307,6 +307,7 @@ pub fn ensure(layout: &Layout, refresh: bool) -> Result<Toolchain> {
         ("/usr/bin/gcc", "gcc"),
         ("/usr/bin/s390x-linux-gnu-ld", "binutils-s390x-linux-gnu"),
         ("/usr/bin/dpkg-deb", "dpkg"),
+        ("/usr/bin/lava-run", "lava-dispatcher"),
     ] {
         in_root(&root, tool, pkg)?;
     }

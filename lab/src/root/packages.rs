@@ -92,6 +92,10 @@ pub const PACKAGES: &[&str] = &[
     "binutils-s390x-linux-gnu",
     // apt-get download's certificate and key checks.
     "ca-certificates",
+    // lava-run, LAVA's dispatcher, runs the lab's LAVA jobs (lab lava),
+    // from trixie-backports, with lava-common (the device templates'
+    // Jinja environment).
+    "lava-dispatcher",
 ];
 
 /// The prefix of the kernel source packages.
