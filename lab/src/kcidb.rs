@@ -17,6 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::base::{Base, Source};
+use crate::layout::file_url as url;
 use crate::results::{Case, Status, TestResult};
 use crate::variant::Variant;
 
@@ -157,10 +158,6 @@ struct Incident {
 /// `lab:<local>`.
 fn id(local: &str) -> String {
     format!("{ORIGIN}:{local}")
-}
-
-fn url(p: &Path) -> String {
-    format!("file://{}", p.display())
 }
 
 /// A KCIDB test path from a name: dot-separated parts of letters, digits,

@@ -156,6 +156,11 @@ impl Layout {
     }
 }
 
+/// `path` as a `file://` URL (the links of KCIDB reports and LAVA jobs).
+pub fn file_url(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
 /// A new folder under `runs` for this invocation's results (a guest run's,
 /// a benchmark's), named for the time, and `<runs>/latest` pointing at it.
 pub fn dated_dir(runs: &Path) -> Result<PathBuf> {

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::results::{self, Compared};
 use super::{job, render_device, to_yaml, DEVICE};
 use crate::cmd;
-use crate::layout::Layout;
+use crate::layout::{file_url as url, Layout};
 use crate::pipeline::{self, Guest};
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -25,10 +25,6 @@ console with the `monitors` method (no shell). For a LAVA server, publish the
 artifacts and change the file:// URLs to theirs; everything else stays. A real
 board replaces device_type, the deploy (to: tftp, with a dtb) and the boot
 method (u-boot, depthcharge): see README.md, `LAVA`.";
-
-fn url(p: &Path) -> String {
-    format!("file://{}", p.display())
-}
 
 /// Writes `v`'s job, device dictionary and rendered device into a new run
 /// folder, and with `run` runs the job with lava-run and compares LAVA's
