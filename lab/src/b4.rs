@@ -95,6 +95,7 @@ impl Prep {
         // The shared clone sees the work tree's objects: the commit is here.
         cmd::output(git(repo).args(["checkout", "--quiet", "-f", "-B", BRANCH, commit]))
             .with_context(|| format!("cannot move {BRANCH} in {} to the series", repo.display()))?;
+        prep.forget_origin()?;
         let enrolled =
             cmd::output(git(repo).args(["config", "--get", &format!("branch.{BRANCH}.b4-tracking")])).is_ok();
         if !enrolled {
@@ -116,6 +117,26 @@ impl Prep {
         cmd::output(&mut edit).context("b4 prep --edit-cover")?;
         prep.b4(&["prep", "--auto-to-cc"]).context("b4 prep --auto-to-cc (get_maintainer.pl)")?;
         Ok(prep)
+    }
+
+    /// Drops what the clone brought besides the objects: its `origin`
+    /// remote and the branch that tracks it. They would keep the work
+    /// tree's commits of the clone's day, a series that moved on since.
+    fn forget_origin(&self) -> Result<()> {
+        let heads = cmd::output(git(&self.repo).args([
+            "for-each-ref",
+            "--format=%(refname:short) %(upstream:remotename)",
+            "refs/heads",
+        ]))?;
+        for name in heads.lines().filter_map(|l| l.strip_suffix(" origin")) {
+            if name != BRANCH && name != BASE_BRANCH {
+                cmd::output(git(&self.repo).args(["branch", "--quiet", "-D", name]))?;
+            }
+        }
+        if cmd::output(git(&self.repo).arg("remote"))?.lines().any(|r| r == "origin") {
+            cmd::output(git(&self.repo).args(["remote", "remove", "origin"]))?;
+        }
+        Ok(())
     }
 
     fn config(&self, key: &str, value: &str) -> Result<()> {

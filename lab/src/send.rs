@@ -391,6 +391,13 @@ mod tests {
         assert!(first.contains("\nWhy.\n\nWhat.\n"), "{first}");
         assert!(first.contains("\nbase-commit: ") && first.contains("\nchange-id: "), "{first}");
 
+        // The send repository keeps the lab's branches, the base and b4's
+        // record of what it sent, not the clone's view of the work tree
+        // (which moves on).
+        let refs = cmd::output(git(&dir.path().join("rt/repo")).args(["for-each-ref", "--format=%(refname)"])).unwrap();
+        let refs: Vec<&str> = refs.lines().filter(|r| !r.starts_with("refs/tags/sent/")).collect();
+        assert_eq!(refs, ["refs/heads/b4-base", "refs/heads/fault-lock", "refs/tags/base"]);
+
         // A mail that changes on the way is caught: drop the second patch's
         // change from what the checkout gets.
         let mails: Vec<PathBuf> = vec![dir.path().join("rt/received/0001.eml")];
