@@ -247,7 +247,7 @@ mod tests {
     /// without the retry, nothing else.
     #[test]
     fn noretry_is_rust_without_the_retry_and_no_variant_of_lab_test() {
-        let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+        let layout = crate::testing::layout();
         assert_eq!(VARIANTS, ["c", "noretry", "rust"]);
         // What a kernel's own fragments (config/..., in merge order) set,
         // as the build merges them; the tree's tiny.config is left out.

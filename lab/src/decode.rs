@@ -41,27 +41,22 @@ pub fn decode(root: &Root, base: Base, src: &Path, vmlinux: &Path, log: &Path, o
 mod tests {
     use super::*;
     use crate::cmd;
-    use crate::layout::Layout;
+    use crate::testing::{in_root, InRoot};
     use std::fs;
 
     #[test]
     fn frames_get_their_file_and_line() {
         // The build root's tools on a small program with line tables in
         // place of vmlinux, and the script of a tree the lab keeps.
-        let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-        assert!(layout.root().join("usr/bin").is_dir(), "no build root: run `lab setup` (make test does) first");
+        let InRoot { layout, root, scratch } = in_root("usr/bin");
         let src = layout.tree(Base::Mainline);
         assert!(src.join("scripts/decode_stacktrace.sh").is_file(), "no mainline tree: run `lab tree` first");
-        let scratch = layout.build.join("tmp");
-        fs::create_dir_all(&scratch).unwrap();
-        let dir = tempfile::tempdir_in(&scratch).unwrap();
-        let d = dir.path();
+        let d = scratch.path();
         fs::write(d.join("t.c"), "int f(int x)\n{\n\treturn x * 3 + 1;\n}\n\nint main(void)\n{\n\treturn f(1);\n}\n")
             .unwrap();
         // The script as a tree has it, the program's folder as that tree.
         fs::create_dir(d.join("scripts")).unwrap();
         fs::copy(src.join("scripts/decode_stacktrace.sh"), d.join("scripts/decode_stacktrace.sh")).unwrap();
-        let root = Root::new(layout.root(), vec![layout.repo.clone()]);
         let clang = format!("clang-{}", llvm_of(Base::Mainline));
         cmd::output(root.command(&clang).current_dir(d).args(["-g", "-O0", "-o", "vmlinux", "t.c"])).unwrap();
         fs::write(

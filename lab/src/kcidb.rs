@@ -399,13 +399,12 @@ pub fn validate(python: &Path, path: &Path) -> Result<String> {
 mod tests {
     use super::*;
     use crate::arch::Arch;
-    use crate::layout::Layout;
     use crate::results::Splat;
 
     #[test]
     fn a_run_with_every_kind_of_row_is_valid_kcidb() {
         // kcidb-io as `lab setup` installs it (make test does first).
-        let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+        let layout = crate::testing::layout();
         let python = layout.tools().join(format!("kcidb-io-{}", crate::setup::KCIDB_IO)).join("bin/python3");
         assert!(python.is_file(), "no kcidb-io: run `lab setup` (make test does) first");
         let dir = tempfile::tempdir().unwrap();

@@ -225,6 +225,7 @@ mod tests {
     use super::*;
     use crate::base::Base;
     use crate::qemu::Disk;
+    use crate::testing::{in_root, InRoot};
 
     #[test]
     fn names_are_recorded_as_lava_records_them() {
@@ -281,13 +282,8 @@ mod tests {
     fn lava_server_accepts_the_job_and_renders_its_device() {
         // The build root's lava-common, and lava-server's templates (apt-get
         // download the first time).
-        let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-        assert!(layout.root().join("usr/bin/lava-run").is_file(), "no lava-run in the build root: run `lab setup`");
-        let root = Root::new(layout.root(), vec![layout.repo.clone()]);
-        let scratch = layout.build.join("tmp");
-        fs::create_dir_all(&scratch).unwrap();
-        let dir = tempfile::tempdir_in(&scratch).unwrap();
-        let d = dir.path();
+        let InRoot { layout, root, scratch } = in_root("usr/bin/lava-run");
+        let d = scratch.path();
         for arch in Arch::ALL {
             let v = Variant::new(Base::Mainline, arch, "rust");
             let m = Machine { arch, bios: arch.is_host().then(|| "/usr/share/qemu/qboot.rom".into()), ..machine() };

@@ -38,6 +38,8 @@ pub mod send;
 pub mod setup;
 pub mod smtp;
 pub mod stat;
+#[cfg(test)]
+mod testing;
 pub mod thrash;
 pub mod tip;
 pub mod tree;

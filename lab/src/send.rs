@@ -294,6 +294,7 @@ pub fn run(layout: &Layout, root: &Root, base: Base, really: bool, loopback: boo
 mod tests {
     use super::*;
     use crate::maintainers::Recipients;
+    use crate::testing::{in_root, InRoot};
 
     #[test]
     fn addresses_and_the_trailers_that_add_recipients_are_read() {
@@ -373,12 +374,7 @@ mod tests {
     fn the_series_makes_a_round_trip_through_b4() {
         // The build root's b4, on a folder of the checkout (which the root
         // shares).
-        let layout = Layout::new(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-        assert!(layout.root().join("usr/bin").is_dir(), "no build root: run `lab setup` (make test does) first");
-        let scratch = layout.build.join("tmp");
-        fs::create_dir_all(&scratch).unwrap();
-        let dir = tempfile::tempdir_in(&scratch).unwrap();
-        let root = Root::new(layout.root(), vec![layout.repo.clone()]);
+        let InRoot { root, scratch: dir, .. } = in_root("usr/bin");
         let (repo, cover_file) = fixture(dir.path());
         let cover = read_cover(&cover_file).unwrap();
         let head = cmd::output(git(&repo).args(["rev-parse", "HEAD"])).unwrap().trim().to_string();
