@@ -78,8 +78,7 @@ fn configure(layout: &Layout, tc: &Toolchain, tree: &Path, k: &Kernel) -> Result
     fs::create_dir_all(out)?;
     let frag = Fragment::from_files(&k.fragments)?;
     let merged = frag.render();
-    let head = cmd::output(git(tree).args(["rev-parse", "HEAD"]))?;
-    let key = format!("{}{merged}", head.trim());
+    let key = format!("{}{merged}", crate::git::head(tree)?);
     let stamp_file = out.join(".lab-config-input");
     let dot_config = out.join(".config");
     if dot_config.is_file() && stamp(&stamp_file) == key {

@@ -21,6 +21,11 @@ pub fn git(tree: &Path) -> Command {
     c
 }
 
+/// The commit checked out in `tree`.
+pub fn head(tree: &Path) -> anyhow::Result<String> {
+    Ok(cmd::output(git(tree).args(["rev-parse", "HEAD"]))?.trim().to_string())
+}
+
 /// One half of the committer identity git would use in `tree`: the
 /// environment variable `env`, else the configuration `key`; `None` when
 /// neither is set.

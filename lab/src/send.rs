@@ -248,7 +248,7 @@ pub fn run(layout: &Layout, root: &Root, base: Base, really: bool, loopback: boo
     };
     let dir = layout.base_dir(base).join("send");
     let cover = read_cover(&layout.patches(base).join(COVER_LETTER))?;
-    let commit = cmd::output(git(&tree).args(["rev-parse", "HEAD"]))?.trim().to_string();
+    let commit = git::head(&tree)?;
     if loopback {
         let gm = maintainers::lookup(root, &tree);
         let rt = round_trip(root, &tree, &commit, &cover, &from, &dir.join("loopback"), &gm)?;
@@ -377,7 +377,7 @@ mod tests {
         let InRoot { root, scratch: dir, .. } = in_root("usr/bin");
         let (repo, cover_file) = fixture(dir.path());
         let cover = read_cover(&cover_file).unwrap();
-        let head = cmd::output(git(&repo).args(["rev-parse", "HEAD"])).unwrap().trim().to_string();
+        let head = git::head(&repo).unwrap();
         let from = "Sen Der <s@example.org>";
         let rt = round_trip(&root, &repo, &head, &cover, from, &dir.path().join("rt"), &fixed).unwrap();
         assert_eq!(rt.messages, 3);

@@ -107,10 +107,7 @@ impl Tip {
 
 /// The commit the checkout at `path` has out, if it is one.
 fn head(path: &Path) -> Option<String> {
-    if !path.join(".git").exists() {
-        return None;
-    }
-    cmd::output(git(path).args(["rev-parse", "HEAD"])).ok().map(|h| h.trim().to_string())
+    path.join(".git").exists().then(|| crate::git::head(path).ok()).flatten()
 }
 
 /// Checks `commit` out at `path`, adding the worktree if it is not there.

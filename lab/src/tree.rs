@@ -17,7 +17,7 @@ use std::process::Command;
 
 use crate::base::Base;
 use crate::cmd;
-use crate::git::{committer_env, git, BASE_TAG};
+use crate::git::{committer_env, git, head, BASE_TAG};
 use crate::layout::Layout;
 use crate::lock::FolderLock;
 
@@ -80,10 +80,6 @@ pub enum TreeState {
     Dirty(String),
     /// Commits after `base` that differ from the series.
     Diverged(Vec<String>),
-}
-
-fn head(tree: &Path) -> Result<String> {
-    Ok(cmd::output(git(tree).args(["rev-parse", "HEAD"]))?.trim().to_string())
 }
 
 fn stamp_path(tree: &Path) -> PathBuf {
