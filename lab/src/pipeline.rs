@@ -415,7 +415,6 @@ pub fn run(
     });
     let json = dir.join("results.json");
     report::write_json(&json, &rows, &meta)?;
-    write_kcidb(layout, tc, &dir, &start, &sources, variants, &rows)?;
     print!("{}", report::table(&rows));
     for (base, source) in &sources {
         println!(
@@ -426,6 +425,8 @@ pub fn run(
         );
     }
     println!("serial logs and results: {}", dir.display());
+    // After the table: a report kcidb-io refuses must not hide the results.
+    write_kcidb(layout, tc, &dir, &start, &sources, variants, &rows)?;
     let t = report::totals(&rows);
     println!("{}", report::closing_line(&t));
     Ok(t.failed == 0)
