@@ -287,6 +287,76 @@ mod tests {
     }
 
     /// The repository's list parses, and every block says why.
+    /// A repository at `dir` with the base tag, then `commits` (message,
+    /// file, content) in order.
+    fn series(dir: &Path, commits: &[(&str, &str, &str)]) {
+        let g = |args: &[&str]| {
+            cmd::output(
+                git(dir)
+                    .args(["-c", "user.name=A U Thor", "-c", "user.email=a@example.org"])
+                    .args(args)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null"),
+            )
+            .unwrap();
+        };
+        g(&["init", "-q", "-b", "main"]);
+        fs::write(dir.join("a.rs"), "fn base() {}\n").unwrap();
+        g(&["add", "a.rs"]);
+        g(&["commit", "-q", "-m", "base"]);
+        g(&["tag", BASE_TAG]);
+        for (msg, file, text) in commits {
+            fs::write(dir.join(file), text).unwrap();
+            g(&["add", file]);
+            g(&["commit", "-q", "-m", msg]);
+        }
+    }
+
+    const UPSTREAM: &str = "rust: add up\n\ncommit 0123456789abcdef0123456789abcdef01234567 upstream.\n";
+
+    /// The series' own change of a file starts after the last backport of
+    /// an upstream commit that touches it; an own commit below that
+    /// backport is refused, since the comparison would count it as
+    /// upstream's.
+    #[test]
+    fn a_files_own_change_starts_after_its_backports() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        series(
+            d,
+            &[
+                (UPSTREAM, "a.rs", "fn base() {}\nfn up() {}\n"),
+                ("mm: own", "a.rs", "fn base() {}\nfn up() {}\nfn own() {}\n"),
+                ("mm: own too", "b.rs", "fn b() {}\n"),
+                ("mm: c.txt is not Rust", "c.txt", "c\n"),
+            ],
+        );
+        let got = series_rust_changes(d).unwrap();
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["a.rs", "b.rs"]);
+        assert_eq!(got["a.rs"], change("+fn own() {}\n"));
+        assert_eq!(got["b.rs"], change("+fn b() {}\n"));
+
+        // A file only a backport changes is none of the series' own.
+        let only = tempfile::tempdir().unwrap();
+        series(only.path(), &[(UPSTREAM, "a.rs", "fn base() {}\nfn up() {}\n")]);
+        assert!(series_rust_changes(only.path()).unwrap().is_empty());
+
+        // The series' own commit below a backport of the same file.
+        let below = tempfile::tempdir().unwrap();
+        series(
+            below.path(),
+            &[
+                ("mm: own", "a.rs", "fn base() {}\nfn own() {}\n"),
+                (UPSTREAM, "a.rs", "fn base() {}\nfn own() {}\nfn up() {}\n"),
+            ],
+        );
+        let err = series_rust_changes(below.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("a.rs is changed by the series' own commit")
+                && err.contains("backports of upstream commits first"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn the_repository_list_parses() {
         let ours = include_str!("../../config/6.12/rust-differences");
