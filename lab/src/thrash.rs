@@ -36,12 +36,19 @@ pub struct Sample {
     /// per-VMA lock was dropped (vma_lock_retry), system-wide.
     pub pswpin: u64,
     pub retry: u64,
+    /// None on a kernel without the retry under the per-VMA lock.
+    pub retry_vma: Option<RetryVma>,
+}
+
+/// The retry under the per-VMA lock, system-wide: a kernel counts both or
+/// neither.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RetryVma {
     /// Faults retried under the per-VMA lock after their handler dropped
-    /// it to wait (vma_lock_retry_vma), and of those the ones that
-    /// completed there (vma_lock_retry_success); None on a kernel without
-    /// the retry under the per-VMA lock.
-    pub retry_vma: Option<u64>,
-    pub retry_vma_success: Option<u64>,
+    /// it to wait (vma_lock_retry_vma).
+    pub taken: u64,
+    /// Of those, the ones that completed there (vma_lock_retry_success).
+    pub completed: u64,
 }
 
 impl Sample {
@@ -57,7 +64,7 @@ impl Sample {
     /// The share of retries (vma_lock_retry) taken under the per-VMA lock.
     pub fn retry_vma_share(&self) -> Option<f64> {
         let vma = self.retry_vma?;
-        (self.retry > 0).then(|| vma as f64 / self.retry as f64)
+        (self.retry > 0).then(|| vma.taken as f64 / self.retry as f64)
     }
 
     /// The share of retries under the per-VMA lock that did not complete
@@ -66,8 +73,8 @@ impl Sample {
     /// the retry under a tight memory cgroup), or the VMA was write-locked
     /// (a fork).
     pub fn retry_vma_missed(&self) -> Option<f64> {
-        let (vma, success) = (self.retry_vma?, self.retry_vma_success?);
-        (vma > 0).then(|| vma.saturating_sub(success) as f64 / vma as f64)
+        let RetryVma { taken, completed } = self.retry_vma?;
+        (taken > 0).then(|| taken.saturating_sub(completed) as f64 / taken as f64)
     }
 }
 
@@ -108,11 +115,11 @@ pub fn parse(log: &str) -> Result<Option<Sample>> {
     }
     let counter =
         |name: &str| by_name.get(name).copied().with_context(|| format!("memcg_thrash's vmstat has no {name}"));
-    let retry_vma = by_name.get("vma_lock_retry_vma").copied();
-    let retry_vma_success = by_name.get("vma_lock_retry_success").copied();
-    if retry_vma.is_some() != retry_vma_success.is_some() {
-        bail!("memcg_thrash's vmstat has one of vma_lock_retry_vma and vma_lock_retry_success only");
-    }
+    let retry_vma = match (by_name.get("vma_lock_retry_vma"), by_name.get("vma_lock_retry_success")) {
+        (Some(&taken), Some(&completed)) => Some(RetryVma { taken, completed }),
+        (None, None) => None,
+        _ => bail!("memcg_thrash's vmstat has one of vma_lock_retry_vma and vma_lock_retry_success only"),
+    };
     Ok(Some(Sample {
         rounds_per_s: r[1].parse()?,
         access: lat("access")?,
@@ -120,7 +127,6 @@ pub fn parse(log: &str) -> Result<Option<Sample>> {
         pswpin: counter("pswpin")?,
         retry: counter("vma_lock_retry")?,
         retry_vma,
-        retry_vma_success,
     }))
 }
 
@@ -262,7 +268,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!((s.retry_vma, s.retry_vma_success), (Some(6000), Some(4500)));
+        assert_eq!(s.retry_vma, Some(RetryVma { taken: 6000, completed: 4500 }));
         assert_eq!(s.retry_vma_share(), Some(0.75));
         assert_eq!(s.retry_vma_missed(), Some(0.25));
         let e = parse(&RUN.replace(" (system-wide)", " vma_lock_retry_vma +6000 (system-wide)")).unwrap_err();
@@ -303,7 +309,7 @@ mod tests {
     #[test]
     fn the_verdict_holds_the_retry_to_its_goals() {
         let s = parse(RUN).unwrap().unwrap();
-        let retried = Sample { retry_vma: Some(100), retry_vma_success: Some(90), ..s.clone() };
+        let retried = Sample { retry_vma: Some(RetryVma { taken: 100, completed: 90 }), ..s.clone() };
         let rows = |with_rounds: f64, with_fork_p99: f64| {
             let with =
                 Sample { rounds_per_s: with_rounds, fork: Latency { p99: with_fork_p99, ..s.fork }, ..retried.clone() };

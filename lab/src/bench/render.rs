@@ -251,7 +251,6 @@ mod tests {
             pswpin: 10,
             retry: 2,
             retry_vma: None,
-            retry_vma_success: None,
         };
         let thrash_rows = thrash::summarise(&[("noretry".to_string(), run(4.0)), ("rust".to_string(), run(6.0))]);
         write_svg(&path, &summarise(&samples), &thrash_rows).unwrap();
