@@ -6,21 +6,21 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Renders a command the way a user would type it, for messages.
+/// Renders a command the way a user would type it into a POSIX shell, for
+/// messages and for the command lines the lab writes down (`qemu.cmd`).
 pub fn describe(cmd: &Command) -> String {
+    let quote = |s: &str| -> String {
+        // Only a NUL cannot be quoted, and no argument can hold one.
+        shlex::try_quote(s).map_or_else(|_| s.replace('\0', ""), Into::into)
+    };
     let mut s = String::new();
     if let Some(dir) = cmd.get_current_dir() {
-        s.push_str(&format!("(cd {} && ", dir.display()));
+        s.push_str(&format!("(cd {} && ", quote(&dir.to_string_lossy())));
     }
-    s.push_str(&cmd.get_program().to_string_lossy());
+    s.push_str(&quote(&cmd.get_program().to_string_lossy()));
     for arg in cmd.get_args() {
-        let a = arg.to_string_lossy();
-        if a.contains(' ') || a.is_empty() {
-            s.push_str(&format!(" '{a}'"));
-        } else {
-            s.push(' ');
-            s.push_str(&a);
-        }
+        s.push(' ');
+        s.push_str(&quote(&arg.to_string_lossy()));
     }
     if cmd.get_current_dir().is_some() {
         s.push(')');
@@ -142,6 +142,20 @@ mod tests {
         assert!(e.contains("exit status: 2") && e.contains(&log.display().to_string()), "{e}");
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("  CC      mm/memory.o") && text.contains("# exit: exit status: 2"), "{text}");
+    }
+
+    /// What describe() writes, a shell reads back as the same arguments.
+    #[test]
+    fn a_described_command_reads_back_as_itself() {
+        let args = ["-append", "console=ttyS0 lab.plan=\"a b\"", "it's", "$HOME", "", "a;b", "-m", "4096"];
+        let mut c = Command::new("qemu-system-x86_64");
+        c.args(args).current_dir("/tmp/a b");
+        let text = describe(&c);
+        let inner = text.strip_prefix("(cd '/tmp/a b' && ").and_then(|t| t.strip_suffix(')')).expect(&text);
+        let words = shlex::split(inner).expect(&text);
+        assert_eq!(words[0], "qemu-system-x86_64");
+        assert_eq!(&words[1..], args, "{text}");
+        assert_eq!(describe(Command::new("make").arg("-j3")), "make -j3");
     }
 
     #[test]
